@@ -1,0 +1,237 @@
+"""The cross-validated objective: K stratified folds, a fresh model per fold.
+
+It receives what it needs (data, fold indices, a reporter) and returns the mean
+validation score or raises ``optuna.TrialPruned`` with a recorded reason. It never
+sees the test split, the storage or MLflow.
+
+Reporting scheme: the validation score of fold ``k`` after epoch ``e`` is reported
+at step ``k * max_epochs + e``. Every trial uses the same folds, so a step means the
+same thing in every trial and Optuna's pruners compare like with like, in every
+fold. Between folds, the trial's running mean is compared with the best trial's
+scores on the same folds (``fold_pruning``).
+"""
+
+from __future__ import annotations
+
+import statistics
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from objectives.data import Dataset
+from objectives.fold import train_fold
+from objectives.guard import Diverged, DivergenceGuard
+from objectives.metrics import DIRECTION, better
+from objectives.models import ModelSpec, input_stats
+from objectives.params import HParams
+from objectives.splits import Splits
+from objectives.training import EpochRecord
+
+__all__ = [
+    "CrossValidatedObjective",
+    "Reference",
+    "TrialReporter",
+    "fold_seed",
+    "fold_verdict",
+    "train_final",
+]
+
+
+class TrialReporter(Protocol):
+    """What the objective tells the outside world (tracking implements it)."""
+
+    def epoch(self, record: EpochRecord, step: int) -> None: ...
+
+    def fold_done(self, fold: int, score: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The best finished trial so far: what fold pruning compares against."""
+
+    number: int
+    fold_scores: list[float]
+
+
+def fold_seed(seed: int, trial_number: int, fold: int) -> int:
+    """A reproducible seed per (study seed, trial, fold)."""
+    return zlib.crc32(f"{seed}/{trial_number}/{fold}".encode()) & 0x7FFFFFFF
+
+
+def _prune(trial: Any, by: str, reason: str) -> None:
+    import optuna
+
+    trial.set_user_attr("pruned_by", by)
+    trial.set_user_attr("pruned_reason", reason)
+    raise optuna.TrialPruned(reason)
+
+
+class CrossValidatedObjective:
+    """``objective(trial, params, reporter) -> mean validation score``."""
+
+    def __init__(
+        self,
+        config: Any,  # tuner.config.StudyConfig
+        dataset: Dataset,
+        splits: Splits,
+        device: torch.device,
+        reference: Callable[[], Reference | None] = lambda: None,
+    ) -> None:
+        self.config = config
+        self.splits = splits
+        self.device = device
+        self.reference = reference
+        self.metric = config.objective.metric
+        self.spec = ModelSpec(
+            config.model.family, dataset.sample_shape, dataset.n_classes, config.model.factory
+        )
+        # Tensors are made once per process and reused by every trial.
+        self.X = torch.as_tensor(dataset.X, device=device)
+        self.y = torch.as_tensor(dataset.y, device=device)
+        self.X_np = dataset.X
+        self._folds = [
+            (torch.as_tensor(tr, device=device), torch.as_tensor(va, device=device), tr)
+            for tr, va in splits.folds
+        ]
+        self._stats: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def fold_stats(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalization statistics of fold ``k``'s training rows only."""
+        if k not in self._stats:
+            mean, std = input_stats(self.X_np[self._folds[k][2]], self.config.data.normalize)
+            self._stats[k] = (mean.to(self.device), std.to(self.device))
+        return self._stats[k]
+
+    def __call__(self, trial: Any, params: dict[str, Any], reporter: TrialReporter) -> float:
+        # Recorded however the trial ends (complete, pruned, diverged), so the compute
+        # a study spent, and what pruning saved, can be counted from the storage.
+        trained = [0]
+        try:
+            return self._cross_validate(trial, params, reporter, trained)
+        finally:
+            trial.set_user_attr("epochs_trained", trained[0])
+
+    def _cross_validate(
+        self, trial: Any, params: dict[str, Any], reporter: TrialReporter, trained: list[int]
+    ) -> float:
+        import optuna
+
+        cfg = self.config
+        hp = HParams.resolve(params, cfg.training.batch_size)
+        epochs = cfg.training.max_epochs
+        guard = DivergenceGuard(cfg.divergence)
+        scores: list[float] = []
+        pruner_name = type(trial.study.pruner).__name__
+        for k, (tr, va, _) in enumerate(self._folds):
+            mean, std = self.fold_stats(k)
+            seed = fold_seed(cfg.seed, trial.number, k)
+            last: list[EpochRecord] = []
+
+            def on_epoch(rec: EpochRecord, k: int = k, last: list[EpochRecord] = last) -> None:
+                step = k * epochs + rec.epoch
+                trained[0] += 1
+                reporter.epoch(rec, step)
+                last[:] = [rec]
+                assert rec.val_score is not None
+                trial.report(rec.val_score, step)
+                if trial.should_prune():
+                    _prune(
+                        trial,
+                        "pruner",
+                        f"{pruner_name}: val {self.metric} {rec.val_score:.4f} at step {step} "
+                        f"(fold {k}, epoch {rec.epoch}) is worse than its peers",
+                    )
+
+            try:
+                train_fold(
+                    cfg, self.spec, params, hp, self.X[tr], self.y[tr],
+                    mean=mean, std=std, guard=guard, fold=k, seed=seed,
+                    X_val=self.X[va], y_val=self.y[va], on_epoch=on_epoch, trial=trial,
+                )
+            except Diverged as e:
+                trained[0] += 1  # the epoch it diverged in was (partly) trained
+                if e.norms is not None and e.norms.count and e.epoch is not None:
+                    # log the unfinished epoch's gradient norms: they show the explosion
+                    nan = float("nan")  # no evaluation ran: trackers skip non-finite values
+                    reporter.epoch(
+                        EpochRecord(
+                            fold=k, epoch=e.epoch, train_loss=nan, train_score=nan,
+                            val_loss=None, val_score=None, grad_norm_mean=e.norms.mean,
+                            grad_norm_max=e.norms.max, seconds=nan,
+                        ),
+                        k * epochs + e.epoch,
+                    )
+                trial.set_user_attr("fold_scores", scores)
+                _prune(trial, "divergence", str(e))
+            score = float(last[0].val_score)  # type: ignore[arg-type]
+            scores.append(score)
+            trial.set_user_attr("fold_scores", scores)
+            reporter.fold_done(k, score)
+            if k + 1 < len(self._folds):
+                self._check_folds(trial, scores)
+        cv_mean = statistics.fmean(scores)
+        cv_std = statistics.pstdev(scores)
+        trial.set_user_attr("cv_mean", cv_mean)
+        trial.set_user_attr("cv_std", cv_std)
+        if not np.isfinite(cv_mean):
+            raise optuna.TrialPruned("non-finite cross-validated score")
+        return cv_mean
+
+    def _check_folds(self, trial: Any, scores: list[float]) -> None:
+        """Stop before the next fold when the trial is clearly worse than the best."""
+        fp = self.config.fold_pruning
+        if not fp.enabled or len(scores) < fp.min_folds:
+            return
+        ref = self.reference()
+        if ref is None or ref.number == trial.number or len(ref.fold_scores) < len(scores):
+            return
+        why = fold_verdict(scores, ref.fold_scores, self.metric, fp.margin)
+        if why:
+            _prune(trial, "fold", why.replace("the best trial", f"best trial #{ref.number}"))
+
+
+def fold_verdict(scores: list[float], best: list[float], metric: str, margin: float) -> str | None:
+    """Why a trial whose first folds scored ``scores`` is clearly worse than the best
+    trial (``best``: its scores on all folds), or None when it is not.
+
+    Clearly worse: worse on every fold finished so far, and its mean over them trails
+    the best trial's mean over the same folds by more than ``margin`` x the best trial's
+    std across its folds (at least 1e-3). Pure, so the benchmark can replay it.
+    """
+    n = len(scores)
+    theirs = best[:n]
+    mine_mean, their_mean = statistics.fmean(scores), statistics.fmean(theirs)
+    gap = margin * max(statistics.pstdev(best), 1e-3)
+    sign = -1.0 if DIRECTION[metric] == "minimize" else 1.0
+    every_fold_worse = all(better(t, s, metric) for s, t in zip(scores, theirs, strict=True))
+    if every_fold_worse and sign * (mine_mean - their_mean) < -gap:
+        return (
+            f"after {n} fold(s) mean val {metric} {mine_mean:.4f} trails the best trial's "
+            f"{their_mean:.4f} on the same folds by more than {margin:g} x its fold std "
+            f"({gap:.4f}), and every fold was worse"
+        )
+    return None
+
+
+def train_final(
+    config: Any, dataset: Dataset, rows: np.ndarray, params: dict[str, Any], device: torch.device,
+    on_epoch: Callable[[EpochRecord], None] = lambda r: None,
+) -> torch.nn.Module:
+    """Refit: train ``params`` on ``rows`` (all non-test data) for ``max_epochs``."""
+    hp = HParams.resolve(params, config.training.batch_size)
+    spec = ModelSpec(
+        config.model.family, dataset.sample_shape, dataset.n_classes, config.model.factory
+    )
+    mean, std = input_stats(dataset.X[rows], config.data.normalize)
+    seed = fold_seed(config.seed, -1, -1)
+    X = torch.as_tensor(dataset.X[rows], device=device)
+    y = torch.as_tensor(dataset.y[rows], device=device)
+    return train_fold(
+        config, spec, params, hp, X, y,
+        mean=mean.to(device), std=std.to(device), guard=DivergenceGuard(config.divergence),
+        fold=-1, seed=seed, on_epoch=on_epoch,
+    )

@@ -1,0 +1,207 @@
+"""Datasets: load a source into arrays (features, integer labels 0..C-1).
+
+Sources: ``sklearn:digits|breast_cancer|wine|iris`` (built in, no download),
+``.npz`` (arrays ``X`` and ``y``) and ``.csv`` (numeric features, a target column;
+text columns are one-hot encoded), ``imagefolder:PATH`` and
+``torchvision:MNIST|FashionMNIST|CIFAR10`` (``objectives.images``). Images are
+``(N, C, H, W)``; tables ``(N, F)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tuner.errors import DataError
+
+__all__ = ["Dataset", "load_dataset"]
+
+BUILTIN = ("digits", "breast_cancer", "wine", "iris")
+MAX_ONE_HOT_LEVELS = 50
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Features and labels in memory, plus what a model needs to know of them."""
+
+    X: np.ndarray  # float32, (N, F) or (N, C, H, W)
+    y: np.ndarray  # int64 in 0..C-1
+    classes: list[str]
+    source: str
+    feature_names: list[str] = field(default_factory=list)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def is_image(self) -> bool:
+        return self.X.ndim == 4
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.X.shape[1:])
+
+    def fingerprint(self) -> str:
+        """A hash of the features, labels and class names (what the splits depend on)."""
+        h = hashlib.sha256()
+        h.update(str(self.X.shape).encode())
+        h.update(np.ascontiguousarray(self.X).tobytes())
+        h.update(np.ascontiguousarray(self.y).tobytes())
+        h.update("\x00".join(self.classes).encode())
+        return h.hexdigest()[:16]
+
+
+def load_dataset(
+    source: str,
+    *,
+    base_dir: Path = Path("."),
+    target: str | None = None,
+    image_size: int | list[int] | tuple[int, int] | None = None,
+    root: str | None = None,
+    download: bool = False,
+    cache_limit_mb: int | None = None,
+) -> Dataset:
+    """Load ``source`` (see the module docstring; image sources: ``objectives.images``).
+
+    Raises:
+        DataError: naming the file and what is wrong with it.
+    """
+    if source.startswith("sklearn:"):
+        return _sklearn(source.split(":", 1)[1])
+    if source.startswith(("imagefolder:", "torchvision:")):
+        from objectives import images
+
+        kind, _, rest = source.partition(":")
+        size = images.parse_image_size(image_size)
+        limit = cache_limit_mb or images.DEFAULT_CACHE_LIMIT_MB
+        if kind == "torchvision":
+            where = Path(root or "data").expanduser()
+            where = where if where.is_absolute() else base_dir / where
+            return images.load_torchvision(
+                rest, source, root=where, download=download, image_size=size, cache_limit_mb=limit
+            )
+        folder = Path(rest).expanduser()
+        folder = folder if folder.is_absolute() else base_dir / folder
+        return images.load_imagefolder(folder, source, image_size=size, cache_limit_mb=limit)
+    path = Path(source).expanduser()
+    path = path if path.is_absolute() else base_dir / path
+    if not path.is_file():
+        raise DataError(f"data file {path} does not exist (data.source: {source})")
+    if path.suffix.lower() == ".npz":
+        return _npz(path)
+    return _csv(path, target or "")
+
+
+def _sklearn(name: str) -> Dataset:
+    import sklearn.datasets as ds
+
+    if name not in BUILTIN:
+        raise DataError(f"unknown built-in dataset sklearn:{name}; choose from {BUILTIN}")
+    bunch = getattr(ds, f"load_{name}")()
+    X = np.asarray(bunch.data, dtype=np.float32)
+    if name == "digits":
+        X = X.reshape(-1, 1, 8, 8)  # an image, so the cnn family applies
+    names = [str(n) for n in getattr(bunch, "target_names", [])]
+    y = np.asarray(bunch.target, dtype=np.int64)
+    feats = [str(f) for f in getattr(bunch, "feature_names", [])]
+    return Dataset(X=X, y=y, classes=names, source=f"sklearn:{name}", feature_names=feats)
+
+
+def _npz(path: Path) -> Dataset:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in ("X", "y") if k not in f.files]
+            if missing:
+                raise DataError(
+                    f"{path} has no array {missing[0]!r} (it holds: {', '.join(f.files) or 'nothing'}); "
+                    "save it with np.savez(path, X=features, y=labels)"
+                )
+            X, y = f["X"], f["y"]
+    except DataError:
+        raise
+    except Exception as e:
+        raise DataError(f"cannot read {path} as .npz: {e}") from None
+    if X.ndim not in (2, 3, 4) or len(X) != len(y) or y.ndim != 1:
+        raise DataError(
+            f"{path}: X must be (N, features), (N, H, W) or (N, C, H, W) and y (N,), "
+            f"got X{X.shape} and y{y.shape}"
+        )
+    if not np.issubdtype(X.dtype, np.number):
+        raise DataError(f"{path}: X must be numeric, got dtype {X.dtype}")
+    if X.ndim == 3:
+        X = X[:, None]
+    y_int = _integer_labels(y, str(path))
+    n = int(y_int.max()) + 1 if len(y_int) else 0
+    return Dataset(X=X.astype(np.float32), y=y_int, classes=[str(i) for i in range(n)], source=str(path))
+
+
+def _integer_labels(y: np.ndarray, where: str) -> np.ndarray:
+    """Labels must already be integers 0..C-1 (anything else hides a pipeline bug)."""
+    if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
+        raise DataError(f"{where}: labels must be integers 0..C-1, got dtype {y.dtype}")
+    if np.issubdtype(y.dtype, np.floating):
+        bad = ~np.isfinite(y) | (y != np.round(y))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{where}: labels must be integers 0..C-1, but y[{i}] = {y[i].item()!r} "
+                f"({int(bad.sum())} such labels)"
+            )
+    yi = y.astype(np.int64)
+    if len(yi) and yi.min() < 0:
+        i = int(np.argmin(yi))
+        raise DataError(f"{where}: labels must be integers 0..C-1, but y[{i}] = {yi[i]}")
+    return yi
+
+
+def _csv(path: Path, target: str) -> Dataset:
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path)
+    except pd.errors.ParserError as e:
+        raise DataError(f"{path} is not a well-formed CSV file (ragged rows?): {e}") from None
+    except (OSError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
+        raise DataError(f"cannot read {path} as CSV: {e}") from None
+    if target not in df.columns:
+        raise DataError(
+            f"{path} has no column {target!r} for data.target (columns: {', '.join(map(str, df.columns))})"
+        )
+    labels = df.pop(target)
+    if labels.isna().any():
+        raise DataError(f"{path}: column {target!r} has {int(labels.isna().sum())} empty labels")
+    classes = sorted(labels.astype(str).unique())
+    index = {c: i for i, c in enumerate(classes)}
+    y = labels.astype(str).map(index).to_numpy(np.int64)
+    parts, names = [], []
+    for col in df.columns:
+        s = df[col]
+        if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+            parts.append(s.to_numpy(np.float32)[:, None])
+            names.append(str(col))
+            continue
+        numeric = pd.to_numeric(s, errors="coerce")
+        parsed = numeric.notna() | s.isna()
+        if parsed.mean() >= 0.9:  # a numeric column with a few stray words in it
+            row = int(np.flatnonzero(~parsed.to_numpy())[0])
+            raise DataError(
+                f"{path}: column {col!r} is numeric but row {row + 2} holds {s.iloc[row]!r}; "
+                "fix or remove that value"
+            )
+        levels = s.astype(str).unique()
+        if len(levels) > MAX_ONE_HOT_LEVELS:
+            raise DataError(
+                f"{path}: text column {col!r} has {len(levels)} distinct values, too many to "
+                f"one-hot encode (limit {MAX_ONE_HOT_LEVELS}); drop it or encode it yourself"
+            )
+        dummies = pd.get_dummies(s.astype(str), prefix=str(col), dtype=np.float32)
+        parts.append(dummies.to_numpy())
+        names.extend(map(str, dummies.columns))
+    if not parts:
+        raise DataError(f"{path}: no feature columns besides the target {target!r}")
+    X = np.concatenate(parts, axis=1).astype(np.float32)
+    return Dataset(X=X, y=y, classes=classes, source=str(path), feature_names=names)

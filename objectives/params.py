@@ -1,0 +1,121 @@
+"""The hyperparameters the built-in model families and training loop understand.
+
+A search space may only name parameters listed here: a searched parameter that
+nothing reads would silently do nothing, which is a defect, so it fails at load.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+__all__ = ["HParams", "KNOWN_PARAMS", "check_params", "check_value"]
+
+BATCHNORM = ("none", "before_activation", "after_activation")
+OPTIMIZERS = ("adamw", "adam", "sgd")
+ACTIVATIONS = ("relu", "gelu", "tanh", "silu")
+CLASS_WEIGHTS = ("none", "balanced")
+
+
+@dataclass(frozen=True)
+class HParams:
+    """One trial's resolved hyperparameters (defaults where the space is silent)."""
+
+    lr: float = 1e-3
+    weight_decay: float = 0.0  # L2: decoupled for adamw, added to the gradient for adam/sgd
+    l1: float = 0.0  # L1 penalty on weights, added to the loss
+    dropout: float = 0.0
+    batchnorm: str = "none"
+    optimizer: str = "adamw"
+    momentum: float = 0.9
+    width: int = 64
+    depth: int = 2
+    activation: str = "relu"
+    batch_size: int = 64
+    max_norm: float | None = None  # gradient clipping; the guard sees the norm before it
+    class_weight: str = "none"
+    label_smoothing: float = 0.0
+
+    @classmethod
+    def resolve(cls, params: Mapping[str, Any], batch_size: int) -> HParams:
+        """Defaults ⊕ ``batch_size`` from the training section ⊕ the trial's params."""
+        hp = replace(cls(), batch_size=batch_size)
+        known = {k: v for k, v in params.items() if k in KNOWN_PARAMS}
+        for k, v in known.items():
+            check_value(k, v)
+        return replace(hp, **known)
+
+
+KNOWN_PARAMS: dict[str, str] = {f.name: str(f.type) for f in fields(HParams)}
+
+_CHOICES = {
+    "batchnorm": BATCHNORM,
+    "optimizer": OPTIMIZERS,
+    "activation": ACTIVATIONS,
+    "class_weight": CLASS_WEIGHTS,
+}
+_RANGES: dict[str, tuple[float, float, bool]] = {  # low, high, low inclusive
+    "lr": (0.0, math.inf, False),
+    "weight_decay": (0.0, math.inf, True),
+    "l1": (0.0, math.inf, True),
+    "dropout": (0.0, 1.0, True),
+    "momentum": (0.0, 1.0, True),
+    "width": (1, 1 << 16, True),
+    "depth": (1, 64, True),
+    "batch_size": (1, 1 << 16, True),
+    "max_norm": (0.0, math.inf, False),
+    "label_smoothing": (0.0, 1.0, True),
+}
+_INTS = ("width", "depth", "batch_size")
+
+
+def check_value(name: str, value: Any) -> None:
+    """Raise ``ValueError`` when ``value`` is not a legal value of parameter ``name``."""
+    if name in _CHOICES:
+        if value not in _CHOICES[name]:
+            raise ValueError(f"{name} must be one of {list(_CHOICES[name])}, got {value!r}")
+        return
+    if name == "max_norm" and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if name in _INTS and value != int(value):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    low, high, inclusive = _RANGES[name]
+    ok = (value >= low if inclusive else value > low) and value <= high
+    if name == "dropout" and value >= 1.0:
+        ok = False
+    if not ok:
+        bracket = "[" if inclusive else "("
+        raise ValueError(f"{name} must lie in {bracket}{low}, {high}], got {value!r}")
+
+
+def check_params(space: Any, family: str, handled: Collection[str] = ()) -> str | None:
+    """A message naming the first unknown parameter or impossible value, or None.
+
+    ``handled``: names checked elsewhere (augmentation, plug-in parameters).
+    """
+    for name in space.names:
+        if name in handled:
+            continue
+        if name not in KNOWN_PARAMS:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(KNOWN_PARAMS), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            return (
+                f"search_space.{name} is not a parameter the {family} family or the training "
+                f"loop reads, so searching it would do nothing; {hint}known: "
+                f"{', '.join(KNOWN_PARAMS)}"
+            )
+        spec = space.params[name]
+        rng = spec.float_ if spec.float_ is not None else spec.int_
+        values = list(rng) if rng is not None else list(spec.choices() or ())
+        for value in values:
+            try:
+                check_value(name, value)
+            except ValueError as e:
+                return f"search_space.{name}: {e}"
+    return None

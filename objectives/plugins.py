@@ -1,0 +1,222 @@
+"""User code: a model factory and a custom objective, named as ``module:function``.
+
+Imported only when the study file names them (``model.factory``,
+``objective.function``); the study file's folder is searched first, then
+``sys.path``, so a module beside ``study.yaml`` needs no install.
+
+Model factory::
+
+    def build(params: dict, input_shape: tuple[int, ...], n_classes: int) -> torch.nn.Module
+
+called once per fold with the trial's parameters (every name in the search space;
+with a factory, the space may name parameters tuner does not know) and the shape
+of one sample. tuner puts its ``Standardize`` layer (training-fold statistics) in
+front and trains the result with its own loop, so lr, optimizer, weight_decay,
+batch_size, ... and the augmentation parameters keep working.
+
+Custom objective::
+
+    def objective(trial, data: FoldData, reporter: Reporter) -> torch.nn.Module
+
+called once per fold (and once for the refit, with ``trial`` and ``data.X_val`` None); it trains
+a model on ``data`` its own way and returns it; tuner scores the returned model on
+the validation rows (or the test split after the refit) with the study's metric:
+a fold's score is the validation score of the last ``reporter.epoch`` (or of the
+returned model when the objective reported no epoch).
+The reporter applies the divergence guard (``reporter.step``) and logs epochs to
+MLflow and Optuna's pruner (``reporter.epoch``), which may raise
+``optuna.TrialPruned``; let it propagate.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["FoldData", "Reporter", "build_factory_model", "load_callable", "run_objective"]
+
+REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_cache: dict[str, Callable[..., Any]] = {}
+
+
+def load_callable(ref: str, base_dir: Path | None = None, key: str = "plug-in") -> Callable[..., Any]:
+    """Import ``module:function``; raises ``ValueError`` naming ``key`` and the fix."""
+    if ref in _cache:
+        return _cache[ref]
+    if not REF.match(ref):
+        raise ValueError(f"{key} must look like package.module:function, got {ref!r}")
+    module_name, attr = ref.split(":")
+    if base_dir is not None and str(base_dir) not in sys.path:
+        sys.path.insert(0, str(base_dir))  # modules beside the study file
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        raise ValueError(
+            f"{key}: cannot import module {module_name!r} ({e}); put {module_name.replace('.', '/')}.py "
+            f"beside the study file or install it (pip install -e your package)"
+        ) from None
+    except Exception as e:
+        raise ValueError(f"{key}: importing {module_name!r} raised {type(e).__name__}: {e}") from None
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise ValueError(f"{key}: module {module_name!r} has no function {attr!r}")
+    _cache[ref] = fn
+    return fn
+
+
+def build_factory_model(ref: str, params: dict[str, Any], shape: tuple[int, ...], n_classes: int) -> Any:
+    """Call the model factory and check what it returns on a dummy batch."""
+    import torch
+
+    model = load_callable(ref, key="model.factory")(dict(params), tuple(shape), n_classes)
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model.factory {ref} returned {type(model).__name__}, not a torch.nn.Module")
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.zeros((2, *shape)))
+    model.train(was)
+    if tuple(out.shape) != (2, n_classes):
+        raise ValueError(
+            f"model.factory {ref}: the model maps a batch of 2 samples of shape {tuple(shape)} to "
+            f"{tuple(out.shape)}; it must return logits of shape (batch, {n_classes})"
+        )
+    return model
+
+
+@dataclass
+class FoldData:
+    """One fold's tensors (on ``device``) and what the objective may need."""
+
+    X_train: Any
+    y_train: Any
+    X_val: Any | None
+    y_val: Any | None
+    fold: int  # -1 for the refit
+    params: dict[str, Any]
+    hp: Any  # objectives.params.HParams: lr, batch_size, ... with defaults filled in
+    n_classes: int
+    input_shape: tuple[int, ...]
+    device: Any
+    seed: int
+    max_epochs: int
+    metric: str
+    mean: Any  # training-fold normalization statistics
+    std: Any
+    augment: Callable[[Any], Any] | None = None
+    _gen: Any = field(default=None, repr=False)
+
+    def standardize(self) -> Any:
+        """tuner's ``Standardize`` layer with this fold's training statistics."""
+        from objectives.models import Standardize
+
+        return Standardize(self.mean, self.std)
+
+    def batches(self, batch_size: int | None = None) -> Iterator[tuple[Any, Any]]:
+        """Shuffled training mini-batches, augmented when the trial asks for it."""
+        import torch
+
+        if self._gen is None:
+            self._gen = torch.Generator().manual_seed(self.seed)
+        n = len(self.X_train)
+        bs = min(batch_size or self.hp.batch_size, n)
+        perm = torch.randperm(n, generator=self._gen).to(self.device)
+        for start in range(0, n, bs):
+            rows = perm[start : start + bs]
+            if len(rows) < 2 and start > 0:
+                break
+            xb = self.X_train[rows]
+            yield (self.augment(xb) if self.augment else xb), self.y_train[rows]
+
+
+class Reporter:
+    """What a custom objective reports: steps to the divergence guard, epochs to
+    MLflow and the pruner (through the same path as the built-in loop)."""
+
+    def __init__(self, data: FoldData, guard: Any, on_epoch: Callable[[Any], None]) -> None:
+        from objectives.guard import EpochNorms
+
+        self.data = data
+        self.guard = guard
+        self.on_epoch = on_epoch
+        self.epochs = 0
+        self._norms = EpochNorms()
+        self._epoch = 0
+        self._started: float | None = None
+        guard.reset()
+
+    def step(self, loss: Any, model: Any = None, grad_norm: float | None = None) -> None:
+        """Call after ``loss.backward()`` and before clipping/``optimizer.step()``.
+
+        Raises ``objectives.guard.Diverged`` (the trial is pruned with the reason)."""
+        import time
+
+        import torch
+
+        if self._started is None:
+            self._started = time.perf_counter()
+        if grad_norm is None and model is not None:
+            grads = [p.grad for p in model.parameters() if p.grad is not None]
+            grad_norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
+        value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+        norm = float(grad_norm or 0.0)
+        self._norms.add(norm)
+        self.guard.observe([value], [norm], fold=self.data.fold, epoch=self._epoch)
+
+    def epoch(self, epoch: int, model: Any) -> float | None:
+        """Score ``model`` on the training rows and the validation rows; returns the
+        validation score. May raise ``optuna.TrialPruned``."""
+        import time
+
+        from objectives.guard import EpochNorms
+        from objectives.training import TRAIN_EVAL_CAP, EpochRecord, _evaluate
+
+        d = self.data
+        train_loss, train_score = _evaluate(
+            model, d.X_train[:TRAIN_EVAL_CAP], d.y_train[:TRAIN_EVAL_CAP], d.metric
+        )
+        val_loss = val_score = None
+        if d.X_val is not None and d.y_val is not None:
+            val_loss, val_score = _evaluate(model, d.X_val, d.y_val, d.metric)
+        model.train()
+        seconds = time.perf_counter() - self._started if self._started else 0.0
+        self.on_epoch(
+            EpochRecord(
+                fold=d.fold,
+                epoch=epoch,
+                train_loss=train_loss,
+                train_score=train_score,
+                val_loss=val_loss,
+                val_score=val_score,
+                grad_norm_mean=self._norms.mean,
+                grad_norm_max=self._norms.max,
+                seconds=seconds,
+            )
+        )
+        self.epochs += 1
+        self._epoch = epoch + 1
+        self._norms, self._started = EpochNorms(), None
+        return val_score
+
+
+def run_objective(ref: str, trial: Any, data: FoldData, guard: Any, on_epoch: Callable[[Any], None]) -> Any:
+    """Run the custom objective on one fold; returns the trained model."""
+    import torch
+
+    fn = load_callable(ref, key="objective.function")
+    reporter = Reporter(data, guard, on_epoch)
+    torch.manual_seed(data.seed)
+    model = fn(trial, data, reporter)
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(
+            f"objective.function {ref} returned {type(model).__name__}; it must return the trained "
+            "torch.nn.Module (tuner scores it on the validation rows)"
+        )
+    if reporter.epochs == 0:
+        reporter.epoch(0, model)  # the objective reported nothing: score the model it returned
+    return model
