@@ -1,0 +1,69 @@
+"""Shared test setup: quiet libraries, one torch thread, tiny study files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread() -> None:
+    # Test processes share 2 cores; oversubscription made training ~30x slower here.
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+
+
+def tiny_study(**overrides: Any) -> dict[str, Any]:
+    """A study document that trains in about a second per trial."""
+    doc: dict[str, Any] = {
+        "name": "tiny",
+        "seed": 0,
+        "objective": {"metric": "balanced_accuracy"},
+        "data": {"source": "sklearn:digits", "test_size": 0.2, "folds": 2},
+        "model": {"family": "mlp"},
+        "training": {"max_epochs": 2, "batch_size": 128, "threads": 1},
+        "search_space": {
+            "lr": {"float": [1e-3, 1e-2], "log": True},
+            "dropout": {"float": [0.0, 0.3]},
+            "batchnorm": {"categorical": ["none", "after_activation"]},
+            "width": {"fixed": 16},
+        },
+        "budget": {"n_trials": 3},
+        "sampler": {"name": "RandomSampler"},
+        "pruner": None,
+        "fold_pruning": {"enabled": False},
+        "mlflow": {"log_model": False},
+    }
+    for key, value in overrides.items():
+        node = doc
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return doc
+
+
+@pytest.fixture
+def write_study(tmp_path: Path):
+    """Write a study document to tmp_path/study.yaml and return its path."""
+
+    def write(doc: dict[str, Any] | None = None, filename: str = "study.yaml", **overrides: Any) -> Path:
+        path = tmp_path / filename
+        path.write_text(yaml.safe_dump(doc if doc is not None else tiny_study(**overrides)))
+        return path
+
+    return write

@@ -1,0 +1,205 @@
+"""Several worker processes on one study, against real PostgreSQL and MLflow stores.
+
+The workers are real ``tune --workers N`` processes (as a user starts them); a
+throwaway PostgreSQL database per test is dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import tiny_study
+from tests.integration import test_storages
+
+pytestmark = pytest.mark.postgres
+pg_database = test_storages.pg_database  # a fresh PostgreSQL database per test
+
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+def _write(tmp_path: Path, url: str, **overrides: Any) -> Path:
+    doc = tiny_study(**{"data.source": "sklearn:iris", "training.max_epochs": 1, **overrides})
+    doc["storage"] = url
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def _env(**extra: str) -> dict[str, str]:
+    # A killed worker's trial is declared dead after 3 s instead of 30 s.
+    return {**os.environ, "TUNER_HEARTBEAT_INTERVAL": "1", "TUNER_GRACE_PERIOD": "3", **extra}
+
+
+def _tune(study: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tuner.cli", "run", str(study), *args],
+        cwd=study.parent,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _study(url: str) -> optuna.Study:
+    return optuna.load_study(study_name="tiny", storage=url)
+
+
+def _runs(tmp_path: Path) -> list[Any]:
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("tiny")
+    assert exp is not None
+    return client.search_runs([exp.experiment_id], max_results=5000)
+
+
+def _check_mlflow(tmp_path: Path, study: optuna.Study) -> None:
+    """One parent run; exactly one child per finished trial under it; none RUNNING."""
+    runs = _runs(tmp_path)
+    parents = [r for r in runs if r.data.tags.get("tuner.role") == "study"]
+    assert len(parents) == 1, [r.info.run_id for r in parents]
+    assert study.user_attrs["tuner_mlflow_parent_run_id"] == parents[0].info.run_id
+    children = [r for r in runs if r.data.tags.get("tuner.role") == "trial"]
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    for t in study.get_trials(states=FINISHED):
+        mine = [r for r in children if r.data.tags["tuner.trial"] == str(t.number)]
+        assert len(mine) == 1, (t.number, len(mine))
+        assert mine[0].info.run_id == t.user_attrs["mlflow_run_id"]
+    assert [r.info.run_name for r in runs if r.info.status == "RUNNING"] == []
+
+
+@pytest.mark.slow  # 5 processes, ~75 s of CPU: run with -m slow
+def test_four_workers_share_one_budget_and_one_parent_run(tmp_path: Path, pg_database: str) -> None:
+    study_file = _write(tmp_path, pg_database, **{"budget.n_trials": 40})
+    proc = _tune(study_file, "--workers", "4")
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    study = _study(pg_database)
+    finished = study.get_trials(states=FINISHED)
+    assert 40 <= len(finished) <= 43  # overshoot by at most the number of workers
+    numbers = [t.number for t in study.get_trials()]
+    assert len(numbers) == len(set(numbers))
+    assert len({t.user_attrs["worker"] for t in finished}) >= 2  # the work was shared
+    # Distinct sampler seeds per worker: the first four trials are four different points.
+    first = sorted(study.get_trials(), key=lambda t: t.number)[:4]
+    assert len({t.params["lr"] for t in first}) == 4
+    _check_mlflow(tmp_path, study)
+    assert "held-out test" in out
+
+
+def test_sigkilled_worker_trial_fails_is_retried_and_budget_is_reached(
+    tmp_path: Path, pg_database: str
+) -> None:
+    # digits with 3 epochs: trials long enough to be caught mid-way.
+    study_file = _write(
+        tmp_path,
+        pg_database,
+        **{"budget.n_trials": 8, "data.source": "sklearn:digits", "training.max_epochs": 3},
+    )
+    proc = _tune(study_file, "--workers", "2", "--no-refit")
+    victim = None
+    deadline = time.monotonic() + 240
+    while victim is None and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        try:
+            running = _study(pg_database).get_trials(states=(optuna.trial.TrialState.RUNNING,))
+        except Exception:  # the study or its tables are not created yet
+            continue
+        victim = next((t for t in running if "mlflow_run_id" in t.user_attrs), None)
+    assert victim is not None, "no trial was ever seen running"
+    os.kill(int(victim.user_attrs["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    assert "killed by signal 9" in out
+
+    study = _study(pg_database)
+    dead = study.trials[victim.number]
+    assert dead.state == optuna.trial.TrialState.FAIL
+    retries = [
+        t
+        for t in study.trials
+        if optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == victim.number
+    ]
+    assert len(retries) == 1 and retries[0].params == dead.params
+    assert len(study.get_trials(states=FINISHED)) >= 8
+    assert study.get_trials(states=(optuna.trial.TrialState.RUNNING,)) == []
+    killed = [r for r in _runs(tmp_path) if r.info.run_id == dead.user_attrs["mlflow_run_id"]]
+    assert killed[0].info.status == "KILLED"
+    _check_mlflow(tmp_path, study)
+
+
+def test_interrupt_then_rerun_resumes_to_the_exact_budget(tmp_path: Path, pg_database: str) -> None:
+    # digits with 3 epochs: the SIGTERM must land well before the budget is reached
+    study_file = _write(
+        tmp_path,
+        pg_database,
+        **{"budget.n_trials": 8, "data.source": "sklearn:digits", "training.max_epochs": 3},
+    )
+    proc = _tune(study_file, "--workers", "2")
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        try:
+            if len(_study(pg_database).get_trials(states=FINISHED)) >= 2:
+                break
+        except Exception:  # the study or its tables are not created yet
+            continue
+    proc.send_signal(signal.SIGTERM)  # what docker stop / kubectl delete send
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 130, out[-3000:]
+    study = _study(pg_database)
+    before = len(study.get_trials(states=FINISHED))
+    assert before < 8
+    assert study.get_trials(states=(optuna.trial.TrialState.RUNNING,)) == []
+
+    again = _tune(study_file)
+    out, _ = again.communicate(timeout=600)
+    assert again.returncode == 0, out[-3000:]
+    assert "resuming study" in out
+    assert len(_study(pg_database).get_trials(states=FINISHED)) == 8
+    _check_mlflow(tmp_path, _study(pg_database))
+
+
+@pytest.mark.slow
+def test_postgresql_restart_mid_study_loses_nothing(tmp_path: Path, pg_database: str) -> None:
+    """Restarts the machine's PostgreSQL: disrupts every other user of it (slow only)."""
+    study_file = _write(
+        tmp_path,
+        pg_database,
+        **{"budget.n_trials": 12, "data.source": "sklearn:digits", "training.max_epochs": 2},
+    )
+    proc = _tune(study_file, "--workers", "2")
+    deadline = time.monotonic() + 300
+    before = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        try:
+            before = len(_study(pg_database).get_trials(states=FINISHED))
+        except Exception:  # the study or its tables are not created yet
+            continue
+        if before >= 3:
+            break
+    assert before >= 3, proc.communicate(timeout=300)[0][-3000:]
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main", "restart"], check=True, timeout=120
+    )
+    out, _ = proc.communicate(timeout=600)
+    # Workers reconnect (pool_pre_ping) or fail only their trial in flight; re-run completes.
+    if proc.returncode != 0:
+        rerun = _tune(study_file)
+        out2, _ = rerun.communicate(timeout=600)
+        assert rerun.returncode == 0, out2[-3000:]
+    study = _study(pg_database)
+    assert len(study.get_trials(states=FINISHED)) >= 12 >= before
+    assert study.get_trials(states=(optuna.trial.TrialState.RUNNING,)) == []
+    assert [r.info.run_name for r in _runs(tmp_path) if r.info.status == "RUNNING"] == []
