@@ -6,10 +6,12 @@ made (and checked) before any storage, study or MLflow run exists.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,7 +119,7 @@ def run_study(
     from tuner.registry import build_pruner, build_sampler
     from tuner.report import summarize
     from tuner.storage import build_storage, describe
-    from tuner.study import close_stale, count_finished, open_study, shared_parent_run
+    from tuner.study import Budget, BudgetReached, close_stale, open_study, shared_parent_run
     from tuner.tracking import open_tracker
     from tuner.workers import resolve_rank, unnamed_worker_offset
 
@@ -183,6 +185,11 @@ def run_study(
     objective = CrossValidatedObjective(config, prep.dataset, prep.splits, device, reference)
 
     def trial_fn(trial: optuna.Trial) -> float:
+        if not budget.claim(trial.number):
+            trial.set_user_attr("surplus", True)
+            raise BudgetReached(
+                "surplus: other workers claimed the rest of the budget first; nothing was trained"
+            )
         params = config.search_space.suggest(trial)
         run = tracker.start_trial(trial.number, params, metric, worker)
         trial.set_user_attr("worker", worker)
@@ -206,13 +213,24 @@ def run_study(
         run.end("complete", value=value, attrs=trial.user_attrs)
         return value
 
-    budget = config.budget.n_trials
-    finished = count_finished(study, storage)
-    progress = Progress(budget, finished, metric, live=live)
+    total = config.budget.n_trials
+    deadline = time.monotonic() + config.budget.timeout if config.budget.timeout else None
+    budget = Budget(study, storage, total, tracker, deadline=deadline)
+    finished = budget.finished()
+    progress = Progress(total, finished, metric, live=live)
     stop = {"failures": 0, "reason": ""}
 
+    def waiting(finished: int, running: int) -> None:
+        say(
+            f"{finished}/{total} trials finished and {running} running on other workers: "
+            "waiting, in case one fails and must be replaced"
+        )
+
     def after_trial(st: optuna.Study, ft: optuna.trial.FrozenTrial) -> None:
-        n = count_finished(st, storage)
+        if ft.user_attrs.get("surplus"):
+            st.stop()  # another worker took the last slot; nothing ran
+            return
+        n = budget.finished()
         try:
             best = st.best_value
         except ValueError:
@@ -227,17 +245,20 @@ def run_study(
                 "burning the budget. Fix the error, then re-run to resume"
             )
             st.stop()
-        if n >= budget:
+        elif not budget.wait_for_slot(waiting):
             st.stop()
 
     interrupted = False
     previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
-        if finished < budget and optimize:
-            study.optimize(
-                trial_fn, n_trials=budget - finished, timeout=config.budget.timeout,
-                callbacks=[after_trial], catch=(Exception,), gc_after_trial=False,
-            )
+        # No n_trials: failed trials do not count, so the study runs until the budget's
+        # finished trials exist (or the timeout, or too many failures in a row).
+        if optimize and budget.wait_for_slot(waiting):
+            with _quiet_surplus():
+                study.optimize(
+                    trial_fn, timeout=config.budget.timeout,
+                    callbacks=[after_trial], catch=(Exception,), gc_after_trial=False,
+                )
     except KeyboardInterrupt:
         interrupted = True
     except (optuna.exceptions.StorageInternalError, OSError) as e:
@@ -264,13 +285,13 @@ def run_study(
         # is stale (which enqueues its retry) and close its MLflow run.
         close_stale(study, tracker)
 
-    finished = count_finished(study, storage)
+    finished = budget.finished()
     summary_extra: dict[str, Any] = {}
     if interrupted:
         tracker.close_parent("KILLED")
         for w in tracker.settle():
             say(f"warning: {w}")
-        say(f"interrupted after {finished}/{budget} finished trials; run the same command to resume")
+        say(f"interrupted after {finished}/{total} finished trials; run the same command to resume")
         raise KeyboardInterrupt
     if stop["reason"]:
         tracker.close_parent("FAILED")
@@ -278,7 +299,7 @@ def run_study(
             say(f"warning: {w}")
         raise TunerError(stop["reason"])
     has_complete = any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False))
-    if refit and has_complete and (finished >= budget or config.budget.timeout):
+    if refit and has_complete and (finished >= total or config.budget.timeout):
         try:
             summary_extra["test"] = score_best(
                 config, prep.dataset, prep.splits, study, tracker, device, prep.split_fp, say=say
@@ -304,6 +325,22 @@ def run_study(
 
 def _raise_interrupted(signum: int, frame: Any) -> None:
     raise Interrupted()
+
+
+@contextlib.contextmanager
+def _quiet_surplus() -> Iterator[None]:
+    """Keep Optuna from logging a surplus trial (see ``Budget.claim``) as a failure."""
+    import logging
+
+    def keep(record: logging.LogRecord) -> bool:
+        return "BudgetReached" not in record.getMessage()
+
+    logger = logging.getLogger("optuna")
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
 
 
 def _init_args(sampler_name: str) -> list[str]:

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -23,7 +24,7 @@ from tests.conftest import tiny_study
 from tuner.config import validate_config
 from tuner.errors import StorageError
 from tuner.storage import build_storage, describe, supports_heartbeat
-from tuner.study import count_finished, open_study
+from tuner.study import Budget, budget_counts, count_finished, open_study
 
 PG = "postgresql://postgres@127.0.0.1:5432"
 REDIS = "redis://127.0.0.1:6379/0"
@@ -186,6 +187,117 @@ def test_count_finished_counts_complete_and_pruned_only(storage_url: str, tmp_pa
     # another process's view of the same storage agrees
     other = optuna.load_study(study_name=config.name, storage=build_storage(storage_url))
     assert count_finished(other, build_storage(storage_url)) == 3
+
+
+def test_budget_claims_by_trial_number(storage_url: str, tmp_path: Path) -> None:
+    S = optuna.trial.TrialState
+    storage = build_storage(storage_url)
+    study, _ = open_study(_config(tmp_path, storage_url), storage, split_fp="s", sampler=None, pruner=None)
+    study.tell(study.ask(), 0.5)
+    study.tell(study.ask(), state=S.PRUNED)
+    study.tell(study.ask(), state=S.FAIL)  # does not count
+    study.ask()  # trial 3, RUNNING
+    assert budget_counts(study, storage) == (2, 1)
+    assert budget_counts(study, storage, below=3) == (2, 0)
+    budget = Budget(study, storage, 3, tracker=None)
+    # Exact where a dead worker's running trial is eventually failed (heartbeat).
+    assert budget.exact == supports_heartbeat(storage_url)
+    assert budget.claim(3)
+    assert budget.claim(4) is not budget.exact  # trial 3 holds the last slot
+
+
+@pytest.mark.parametrize("outcome", ["COMPLETE", "FAIL"])
+def test_budget_waits_for_the_last_running_trial(outcome: str, tmp_path: Path) -> None:
+    """A worker does not stop while the last trial runs elsewhere: if it fails, the
+    worker must replace it; if it completes, the budget is reached."""
+    import threading
+
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    storage = build_storage(url)
+    study, _ = open_study(_config(tmp_path, url), storage, split_fp="s", sampler=None, pruner=None)
+    study.tell(study.ask(), 0.5)
+    last = study.ask()
+    budget = Budget(study, storage, 2, tracker=None, poll=0.05)
+    waits: list[tuple[int, int]] = []
+    timer = threading.Timer(0.5, lambda: study.tell(last, 0.6 if outcome == "COMPLETE" else None,
+                                                      state=getattr(optuna.trial.TrialState, outcome)))
+    timer.start()
+    started = time.monotonic()
+    go = budget.wait_for_slot(lambda finished, running: waits.append((finished, running)))
+    timer.join()
+    assert time.monotonic() - started >= 0.4
+    assert waits == [(1, 1)]  # said once, not once per poll
+    assert go is (outcome == "FAIL")
+
+
+def test_budget_stops_waiting_at_the_deadline(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    storage = build_storage(url)
+    study, _ = open_study(_config(tmp_path, url), storage, split_fp="s", sampler=None, pruner=None)
+    study.ask()  # runs forever
+    budget = Budget(study, storage, 1, tracker=None, deadline=time.monotonic() + 0.3, poll=0.05)
+    assert budget.wait_for_slot() is False
+
+
+def test_run_study_replaces_failed_trials_to_reach_the_budget(tmp_path: Path) -> None:
+    """Failed trials do not count: a study with a failure still ends with n_trials finished."""
+    from tuner.runner import run_study
+
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    config = _config(tmp_path, url, **{"budget.n_trials": 3})
+    calls = {"n": 0}
+    from objectives import cv
+
+    real = cv.CrossValidatedObjective.__call__
+
+    def flaky(self: Any, trial: Any, params: Any, curves: Any) -> float:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("one bad trial")
+        return real(self, trial, params, curves)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cv.CrossValidatedObjective, "__call__", flaky)
+        run_study(config, refit=False, say=lambda s: None, live=False)
+    study = optuna.load_study(study_name=config.name, storage=build_storage(url))
+    states = [t.state.name for t in study.get_trials()]
+    assert states == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+
+
+def test_a_trial_started_past_the_budget_is_surplus_and_trains_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two workers that pass the budget check at the same instant both create a trial;
+    the later-numbered one fails as surplus before training or logging anything."""
+    from tuner.runner import prepare, run_study
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    config = _config(tmp_path, url, **{"budget.n_trials": 1})
+    split_fp = prepare(config).split_fp
+    study, _ = open_study(config, build_storage(url), split_fp=split_fp, sampler=None, pruner=None)
+    study.ask()  # trial 0: another worker's, running with the budget's last slot
+    raced = iter([True])  # this worker passed the check just before trial 0 was created
+    real = Budget.wait_for_slot
+
+    def racing(self: Budget, on_wait: Any = None) -> bool:
+        return next(raced, None) or real(self, on_wait)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Budget, "wait_for_slot", racing)
+        mp.setattr(Budget, "__init__", _with_deadline(Budget.__init__))
+        run_study(config, refit=False, say=lambda s: None, live=False)
+    trials = study.get_trials()
+    assert [t.state.name for t in trials] == ["RUNNING", "FAIL"]
+    assert trials[1].user_attrs["surplus"] is True and trials[1].params == {}
+    assert "failed" not in capsys.readouterr().err  # not reported as a failure
+
+
+def _with_deadline(init: Any) -> Any:
+    # trial 0 never finishes here: stop waiting for it after a moment
+    def wrapped(self: Budget, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **{**kwargs, "deadline": time.monotonic() + 1.0})
+
+    return wrapped
 
 
 def test_run_study_resumes_to_the_budget(storage_url: str, tmp_path: Path) -> None:
