@@ -87,26 +87,27 @@ def replay(trials: list[Any], metric: str, folds: int) -> dict[str, Any]:
 
     For each trial in order, against the best trial finished before it: after how many
     folds would the rule stop it, and would the stopped trial have become the new best
-    (a wrong stop)? The fold-margin rule (``objectives.cv.fold_verdict``) at several
-    margins, and a one-sided Wilcoxon signed-rank test at p < 0.1, what Optuna's
+    (a wrong stop)? The paired fold rule (``objectives.cv.fold_verdict``) at several
+    margins (standard errors), and a one-sided Wilcoxon signed-rank test at p < 0.1, what Optuna's
     WilcoxonPruner does (its smallest p-value with n folds is 1/2**n).
     """
     from scipy.stats import wilcoxon
 
-    from objectives.cv import fold_verdict
+    from objectives.cv import fold_verdict, paired_sd
     from objectives.metrics import better
 
     done = [
         t for t in trials if t.state.name == "COMPLETE" and len(t.user_attrs.get("fold_scores", [])) == folds
     ]
-    rules: dict[str, Any] = {f"margin {m:g}": m for m in (1.0, 2.0, 3.0)}
+    rules: dict[str, Any] = {f"margin {m:g}": m for m in (1.0, 1.5, 2.0)}
     rules["wilcoxon p<0.1"] = "wilcoxon"
     out = {name: {"stopped": 0, "wrong": 0, "folds_saved": 0} for name in rules}
     best = None
-    for t in done:
+    for i, t in enumerate(done):
         scores = t.user_attrs["fold_scores"]
         if best is not None:
             ref = best.user_attrs["fold_scores"]
+            seen = done[:i]
             for name, rule in rules.items():
                 for n in range(1, folds):
                     if rule == "wilcoxon":
@@ -114,7 +115,8 @@ def replay(trials: list[Any], metric: str, folds: int) -> dict[str, Any]:
                         alt = "greater" if metric == "log_loss" else "less"
                         stop = any(diffs) and wilcoxon(diffs, alternative=alt).pvalue < 0.1
                     else:
-                        stop = fold_verdict(scores[:n], ref, metric, rule) is not None
+                        sd = paired_sd([o.user_attrs["fold_scores"] for o in seen if o is not best], ref)
+                        stop = fold_verdict(scores[:n], ref, metric, rule, sd) is not None
                     if stop:
                         out[name]["stopped"] += 1
                         out[name]["folds_saved"] += folds - n

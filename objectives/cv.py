@@ -7,8 +7,8 @@ sees the test split, the storage or MLflow.
 Reporting scheme: the validation score of fold ``k`` after epoch ``e`` is reported
 at step ``k * max_epochs + e``. Every trial uses the same folds, so a step means the
 same thing in every trial and Optuna's pruners compare like with like, in every
-fold. Between folds, the trial's running mean is compared with the best trial's
-scores on the same folds (``fold_pruning``).
+fold. Between folds, the trial's scores are compared fold by fold with the best
+trial's scores on the same folds (``fold_pruning``, ``fold_verdict``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch
 from objectives.data import Dataset
 from objectives.fold import train_fold
 from objectives.guard import Diverged, DivergenceGuard
-from objectives.metrics import DIRECTION, better
+from objectives.metrics import DIRECTION
 from objectives.models import ModelSpec, input_stats
 from objectives.params import HParams
 from objectives.splits import Splits
@@ -37,6 +37,7 @@ __all__ = [
     "TrialReporter",
     "fold_seed",
     "fold_verdict",
+    "paired_sd",
     "train_final",
 ]
 
@@ -55,6 +56,7 @@ class Reference:
 
     number: int
     fold_scores: list[float]
+    diff_sd: float | None = None  # spread of other trials' per-fold differences from it
 
 
 def fold_seed(seed: int, trial_number: int, fold: int) -> int:
@@ -189,32 +191,52 @@ class CrossValidatedObjective:
         ref = self.reference()
         if ref is None or ref.number == trial.number or len(ref.fold_scores) < len(scores):
             return
-        why = fold_verdict(scores, ref.fold_scores, self.metric, fp.margin)
+        why = fold_verdict(scores, ref.fold_scores, self.metric, fp.margin, ref.diff_sd)
         if why:
             _prune(trial, "fold", why.replace("the best trial", f"best trial #{ref.number}"))
 
 
-def fold_verdict(scores: list[float], best: list[float], metric: str, margin: float) -> str | None:
-    """Why a trial whose first folds scored ``scores`` is clearly worse than the best
-    trial (``best``: its scores on all folds), or None when it is not.
+def fold_verdict(
+    scores: list[float], best: list[float], metric: str, margin: float, diff_sd: float | None = None
+) -> str | None:
+    """Why a trial whose first folds scored ``scores`` cannot be expected to beat the
+    best trial (``best``: its scores on all K folds), or None when it still may.
 
-    Clearly worse: worse on every fold finished so far, and its mean over them trails
-    the best trial's mean over the same folds by more than ``margin`` x the best trial's
-    std across its folds (at least 1e-3). Pure, so the benchmark can replay it.
+    A paired test: the trial's fold-by-fold differences from the best trial on the
+    folds both finished (the folds' difficulty cancels out) predict the difference of
+    the K-fold means. With ``diff_sd`` the spread of such differences per fold (pooled
+    over the study's other trials; without it the best trial's own fold spread, which
+    also holds the folds' difficulty and so is larger), the predicted K-fold difference
+    after n folds has a standard error of ``diff_sd * sqrt((K - n) / (n K))``: the
+    unknown mean difference, and the K - n folds still to come. The trial stops when
+    its mean difference so far is below zero by more than ``margin`` standard errors.
+    Floored at 1e-3. Pure, so the benchmark can replay it.
     """
-    n = len(scores)
+    n, k = len(scores), len(best)
     theirs = best[:n]
-    mine_mean, their_mean = statistics.fmean(scores), statistics.fmean(theirs)
-    gap = margin * max(statistics.pstdev(best), 1e-3)
     sign = -1.0 if DIRECTION[metric] == "minimize" else 1.0
-    every_fold_worse = all(better(t, s, metric) for s, t in zip(scores, theirs, strict=True))
-    if every_fold_worse and sign * (mine_mean - their_mean) < -gap:
+    diff = sign * statistics.fmean(s - t for s, t in zip(scores, theirs, strict=True))
+    sd = max(diff_sd if diff_sd is not None else statistics.pstdev(best), 1e-3)
+    se = sd * ((k - n) / (n * k)) ** 0.5
+    if diff + margin * se < 0:
         return (
-            f"after {n} fold(s) mean val {metric} {mine_mean:.4f} trails the best trial's "
-            f"{their_mean:.4f} on the same folds by more than {margin:g} x its fold std "
-            f"({gap:.4f}), and every fold was worse"
+            f"after {n} fold(s) mean val {metric} {statistics.fmean(scores):.4f} trails the best "
+            f"trial's {statistics.fmean(theirs):.4f} on the same folds by {-diff:.4f}, more than "
+            f"{margin:g} standard error(s) ({margin * se:.4f}) of a {k}-fold mean "
+            f"(fold difference sd {sd:.4f})"
         )
     return None
+
+
+def paired_sd(others: list[list[float]], best: list[float]) -> float | None:
+    """Pooled standard deviation of per-fold differences from ``best``, over the
+    other trials with at least two fold scores; None with fewer than two such trials."""
+    variances = [
+        statistics.variance([s - t for s, t in zip(scores, best, strict=False)])
+        for scores in others
+        if len(scores) >= 2
+    ]
+    return statistics.fmean(variances) ** 0.5 if len(variances) >= 2 else None
 
 
 def train_final(

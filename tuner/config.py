@@ -235,14 +235,16 @@ class PrunerConfig(_Named):
 
 
 class FoldPruningConfig(_Strict):
-    """Stop a trial between folds when it is clearly worse than the best trial so far."""
+    """Stop a trial between folds when it is clearly worse than the best trial so far
+    (a paired comparison on the same folds, see ``objectives.cv.fold_verdict``)."""
 
     enabled: bool = True
     min_folds: int = Field(default=1, ge=1, description="folds a trial finishes before the test")
     margin: float = Field(
-        default=2.0,
+        default=1.5,
         ge=0.0,
-        description="how many of the best trial's fold std-devs worse the running mean must be",
+        description="how many standard errors of the predicted K-fold mean the trial must trail "
+        "the best trial by, fold by fold on the same folds",
     )
 
 

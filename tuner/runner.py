@@ -112,7 +112,7 @@ def run_study(
     """
     import optuna
 
-    from objectives.cv import CrossValidatedObjective, Reference
+    from objectives.cv import CrossValidatedObjective, Reference, paired_sd
     from objectives.training import resolve_device
     from tuner.lockbox import score_best
     from tuner.progress import Progress
@@ -174,13 +174,22 @@ def run_study(
     )
     worker = _worker_name()
 
+    FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
     def reference() -> Reference | None:
         try:
             best = study.best_trial
         except ValueError:
             return None
         scores = best.user_attrs.get("fold_scores")
-        return Reference(best.number, list(scores)) if scores else None
+        if not scores:
+            return None
+        others = [
+            t.user_attrs.get("fold_scores") or []
+            for t in study.get_trials(deepcopy=False, states=FINISHED_STATES)
+            if t.number != best.number
+        ]
+        return Reference(best.number, list(scores), paired_sd(others, scores))
 
     objective = CrossValidatedObjective(config, prep.dataset, prep.splits, device, reference)
 

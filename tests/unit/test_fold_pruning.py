@@ -2,33 +2,48 @@
 
 from __future__ import annotations
 
+import statistics
+
 import pytest
 
-from objectives.cv import fold_verdict
+from objectives.cv import fold_verdict, paired_sd
 
-BEST = [0.95, 0.97, 0.96, 0.94, 0.98]  # pstdev 0.01414 → margin 2 x std = 0.0283
+BEST = [0.95, 0.97, 0.96, 0.94, 0.98]  # pstdev 0.01414; after 1 of 5 folds se = 0.01414 x sqrt(4/5)
 
 
 def test_clearly_worse_after_one_fold_is_stopped_with_a_reason() -> None:
     why = fold_verdict([0.90], BEST, "balanced_accuracy", 2.0)
     assert why is not None
     assert "after 1 fold(s) mean val balanced_accuracy 0.9000 trails the best trial's 0.9500" in why
-    assert "2 x its fold std (0.0283)" in why
+    assert "by 0.0500, more than 2 standard error(s) (0.0253) of a 5-fold mean" in why
 
 
 def test_within_the_margin_is_not_stopped() -> None:
-    assert fold_verdict([0.93], BEST, "balanced_accuracy", 2.0) is None  # 0.02 < 0.0283
-    assert fold_verdict([0.93], BEST, "balanced_accuracy", 1.0) is not None  # 0.02 > 0.0141
+    assert fold_verdict([0.93], BEST, "balanced_accuracy", 2.0) is None  # 0.02 < 0.0253
+    assert fold_verdict([0.93], BEST, "balanced_accuracy", 1.0) is not None  # 0.02 > 0.0126
 
 
-def test_one_better_fold_blocks_the_stop_however_large_the_mean_gap() -> None:
-    # fold 1 beats the best trial's fold 1: not "worse on every fold"
-    assert fold_verdict([0.50, 0.98], BEST, "accuracy", 2.0) is None
-    assert fold_verdict([0.50, 0.90], BEST, "accuracy", 2.0) is not None
+def test_the_paired_spread_of_other_trials_replaces_the_best_trials_own_spread() -> None:
+    # Other trials differ from the best by a steady amount per fold (sd 0.005): the
+    # folds' difficulty cancels, so a 0.02 gap after one fold is now clear.
+    assert fold_verdict([0.93], BEST, "accuracy", 2.0) is None
+    assert fold_verdict([0.93], BEST, "accuracy", 2.0, diff_sd=0.005) is not None
+
+
+def test_the_standard_error_shrinks_as_folds_finish() -> None:
+    behind = [s - 0.01 for s in BEST]
+    assert fold_verdict(behind[:1], BEST, "accuracy", 1.0) is None  # se 0.0126
+    assert fold_verdict(behind[:4], BEST, "accuracy", 1.0) is not None  # se 0.0032
+
+
+def test_better_on_average_is_never_stopped() -> None:
+    # one fold far worse, the other far better: the mean difference decides, not the sign
+    assert fold_verdict([0.93, 1.0], BEST, "accuracy", 0.0) is None  # -0.02, +0.03: mean +0.005
+    assert fold_verdict([0.90, 1.0], BEST, "accuracy", 0.0) is not None  # -0.05, +0.03: -0.01
 
 
 def test_ties_are_not_worse() -> None:
-    assert fold_verdict([0.95, 0.90], BEST, "accuracy", 0.0) is None
+    assert fold_verdict([0.95, 0.97], BEST, "accuracy", 0.0) is None
 
 
 def test_minimized_metrics_flip_the_direction() -> None:
@@ -37,13 +52,13 @@ def test_minimized_metrics_flip_the_direction() -> None:
     assert fold_verdict([0.10], best, "log_loss", 2.0) is None
 
 
-def test_a_perfect_best_trial_still_has_a_floor_on_the_margin() -> None:
-    best = [1.0, 1.0, 1.0]  # std 0: the margin floors at margin x 1e-3
+def test_a_perfect_best_trial_still_has_a_floor_on_the_spread() -> None:
+    best = [1.0, 1.0, 1.0]  # std 0: floored at 1e-3, se after 1 of 3 folds 0.00082
     assert fold_verdict([0.9995], best, "accuracy", 2.0) is None
     assert fold_verdict([0.997], best, "accuracy", 2.0) is not None
 
 
-def test_margin_zero_stops_any_trial_worse_on_every_fold() -> None:
+def test_margin_zero_stops_any_trial_worse_on_average() -> None:
     assert fold_verdict([0.949, 0.969], BEST, "accuracy", 0.0) is not None
 
 
@@ -52,3 +67,16 @@ def test_compares_only_the_folds_finished_so_far(n: int) -> None:
     scores = [s - 0.05 for s in BEST[:n]]
     why = fold_verdict(scores, BEST, "accuracy", 2.0)
     assert why is not None and f"after {n} fold(s)" in why
+
+
+def test_paired_sd_pools_the_other_trials_differences() -> None:
+    a = [s - 0.01 for s in BEST]  # differences -0.01 on every fold: variance 0
+    b = [0.94, 0.97, 0.94, 0.94, 0.97]  # differences -0.01, 0, -0.02, 0, -0.01
+    var_b = statistics.variance([-0.01, 0.0, -0.02, 0.0, -0.01])
+    assert paired_sd([a, b], BEST) == pytest.approx((var_b / 2) ** 0.5)
+    assert paired_sd([a, b[:2]], BEST) is not None  # a pruned trial's first folds count too
+
+
+def test_paired_sd_needs_two_trials_with_two_folds() -> None:
+    assert paired_sd([], BEST) is None
+    assert paired_sd([BEST[:1], [0.9, 0.9]], BEST) is None  # one fold says nothing of spread
