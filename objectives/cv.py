@@ -219,11 +219,11 @@ def fold_verdict(
     sd = max(diff_sd if diff_sd is not None else statistics.pstdev(best), 1e-3)
     se = sd * ((k - n) / (n * k)) ** 0.5
     if diff + margin * se < 0:
+        source = "sd of other trials' per-fold differences" if diff_sd is not None else "the best trial's fold sd"
         return (
             f"after {n} fold(s) mean val {metric} {statistics.fmean(scores):.4f} trails the best "
             f"trial's {statistics.fmean(theirs):.4f} on the same folds by {-diff:.4f}, more than "
-            f"{margin:g} standard error(s) ({margin * se:.4f}) of a {k}-fold mean "
-            f"(fold difference sd {sd:.4f})"
+            f"{margin:g} standard error(s) ({margin * se:.4f}) of a {k}-fold mean ({source} {sd:.4f})"
         )
     return None
 
