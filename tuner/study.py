@@ -256,7 +256,7 @@ class Budget:
         (or the study's deadline passed while waiting)."""
         from tuner.storage import HEARTBEAT_INTERVAL
 
-        last_check = time.monotonic()
+        last_check = float("-inf")  # at once: a crashed run's trial may be stale already
         waited = False
         while True:
             finished, running = budget_counts(self.study, self.storage)
