@@ -119,7 +119,14 @@ def run_study(
     from tuner.registry import build_pruner, build_sampler
     from tuner.report import summarize
     from tuner.storage import build_storage, describe
-    from tuner.study import Budget, BudgetReached, close_stale, open_study, shared_parent_run
+    from tuner.study import (
+        FINISHED,
+        Budget,
+        BudgetReached,
+        close_stale,
+        open_study,
+        shared_parent_run,
+    )
     from tuner.tracking import open_tracker
     from tuner.workers import resolve_rank, unnamed_worker_offset
 
@@ -174,8 +181,6 @@ def run_study(
     )
     worker = _worker_name()
 
-    FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-
     def reference() -> Reference | None:
         try:
             best = study.best_trial
@@ -186,8 +191,8 @@ def run_study(
             return None
         others = [
             t.user_attrs.get("fold_scores") or []
-            for t in study.get_trials(deepcopy=False, states=FINISHED_STATES)
-            if t.number != best.number
+            for t in study.get_trials(deepcopy=False)
+            if t.state.name in FINISHED and t.number != best.number
         ]
         return Reference(best.number, list(scores), paired_sd(others, scores))
 
