@@ -244,7 +244,8 @@ def run_study(
         if ft.user_attrs.get("surplus"):
             st.stop()  # another worker took the last slot; nothing ran
             return
-        n = budget.finished()
+        counts = budget.counts()
+        n = counts[0]
         try:
             best = st.best_value
         except ValueError:
@@ -259,7 +260,7 @@ def run_study(
                 "burning the budget. Fix the error, then re-run to resume"
             )
             st.stop()
-        elif not budget.wait_for_slot(waiting):
+        elif not budget.wait_for_slot(waiting, counts):
             st.stop()
 
     interrupted = False

@@ -249,17 +249,23 @@ class Budget:
         self.exact = heartbeat is not None and heartbeat() is not None
 
     def finished(self) -> int:
-        return budget_counts(self.study, self.storage)[0]
+        return self.counts()[0]
 
-    def wait_for_slot(self, on_wait: Any = None) -> bool:
+    def counts(self) -> tuple[int, int]:
+        """``(finished, running)`` trials of the study, across all workers."""
+        return budget_counts(self.study, self.storage)
+
+    def wait_for_slot(self, on_wait: Any = None, counts: tuple[int, int] | None = None) -> bool:
         """True when this worker should start a trial; False once the budget is reached
-        (or the study's deadline passed while waiting)."""
+        (or the study's deadline passed while waiting). ``counts``: ``counts()`` just
+        taken by the caller, so the first check needs no query of its own."""
         from tuner.storage import HEARTBEAT_INTERVAL
 
         last_check = float("-inf")  # at once: a crashed run's trial may be stale already
         waited = False
         while True:
-            finished, running = budget_counts(self.study, self.storage)
+            finished, running = counts or self.counts()
+            counts = None
             if finished >= self.total:
                 return False
             if not self.exact or finished + running < self.total:
