@@ -198,7 +198,10 @@ def run_study(
 
     objective = CrossValidatedObjective(config, prep.dataset, prep.splits, device, reference)
 
+    interrupts = _Interrupts()
+
     def trial_fn(trial: optuna.Trial) -> float:
+        interrupts.check()  # held since Optuna created this trial: it ends FAIL, cleanly
         if not budget.claim(trial.number):
             trial.set_user_attr("surplus", True)
             raise BudgetReached(
@@ -211,7 +214,8 @@ def run_study(
             trial.set_user_attr("mlflow_run_id", run.run_id)
         curves = CurveRecorder(run)  # keeps the curves for the trial's diagnosis
         try:
-            value = objective(trial, params, curves)
+            with interrupts.allowed():
+                value = objective(trial, params, curves)
         except optuna.TrialPruned:
             record_diagnosis(trial, curves, metric, chance)
             run.end("pruned", attrs=trial.user_attrs)
@@ -241,6 +245,7 @@ def run_study(
         )
 
     def after_trial(st: optuna.Study, ft: optuna.trial.FrozenTrial) -> None:
+        interrupts.check()  # the trial is told: stop here rather than start another
         if ft.user_attrs.get("surplus"):
             st.stop()  # another worker took the last slot; nothing ran
             return
@@ -260,20 +265,25 @@ def run_study(
                 "burning the budget. Fix the error, then re-run to resume"
             )
             st.stop()
-        elif not budget.wait_for_slot(waiting, counts):
-            st.stop()
+        else:
+            with interrupts.allowed():
+                if not budget.wait_for_slot(waiting, counts):
+                    st.stop()
 
     interrupted = False
-    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    restore = interrupts.install()
     try:
         # No n_trials: failed trials do not count, so the study runs until the budget's
         # finished trials exist (or the timeout, or too many failures in a row).
-        if optimize and budget.wait_for_slot(waiting):
+        with interrupts.allowed():
+            go = optimize and budget.wait_for_slot(waiting)
+        if go:
             with _quiet_surplus():
                 study.optimize(
                     trial_fn, timeout=config.budget.timeout,
                     callbacks=[after_trial], catch=(Exception,), gc_after_trial=False,
                 )
+        interrupts.check()  # one that came after the last trial's callback
     except KeyboardInterrupt:
         interrupted = True
     except (optuna.exceptions.StorageInternalError, OSError) as e:
@@ -281,7 +291,7 @@ def run_study(
         from tuner.errors import StorageError
         from tuner.secrets import mask_secrets
 
-        signal.signal(signal.SIGTERM, previous)
+        restore()
         progress.close()
         tracker.close_parent("FAILED")
         for w in tracker.settle():
@@ -294,7 +304,7 @@ def run_study(
             "the same command to resume"
         ) from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        restore()
         progress.close()
         # A worker killed meanwhile left its trial RUNNING: fail it once its heartbeat
         # is stale (which enqueues its retry) and close its MLflow run.
@@ -338,8 +348,47 @@ def run_study(
     return summarize(config, study, extra=summary_extra)
 
 
-def _raise_interrupted(signum: int, frame: Any) -> None:
-    raise Interrupted()
+class _Interrupts:
+    """Ctrl-C and SIGTERM during the search, raised only where that is safe.
+
+    Inside training and the budget wait they raise at once. Elsewhere (Optuna creating
+    or telling a trial, MLflow opening or closing its run) they are held until the next
+    of those points, the next trial's start or the end of the trial's callback: an
+    interrupt raised inside Optuna's own bookkeeping left a trial RUNNING that no one
+    would ever finish.
+    """
+
+    def __init__(self) -> None:
+        self.pending = False
+        self.safe = False
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.safe:
+            raise Interrupted()
+        self.pending = True
+
+    def check(self) -> None:
+        if self.pending:
+            raise Interrupted()
+
+    @contextlib.contextmanager
+    def allowed(self) -> Iterator[None]:
+        self.check()
+        self.safe = True
+        try:
+            yield
+        finally:
+            self.safe = False
+
+    def install(self) -> Callable[[], None]:
+        """Handle SIGINT and SIGTERM; returns what puts the previous handlers back."""
+        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+
+        def restore() -> None:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+        return restore
 
 
 @contextlib.contextmanager
