@@ -208,10 +208,11 @@ def run_study(
                 "surplus: other workers claimed the rest of the budget first; nothing was trained"
             )
         params = config.search_space.suggest(trial)
-        run = tracker.start_trial(trial.number, params, metric, worker)
         trial.set_user_attr("worker", worker)
-        if run.run_id:
-            trial.set_user_attr("mlflow_run_id", run.run_id)
+        run = tracker.start_trial(
+            trial.number, params, metric, worker,
+            on_run_id=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id),
+        )
         curves = CurveRecorder(run)  # keeps the curves for the trial's diagnosis
         try:
             with interrupts.allowed():

@@ -28,6 +28,25 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def epoch_metrics(record: Any, step: int, metric: str) -> list[tuple[str, float, int, int]]:
+    """One epoch's MLflow metrics as ``(key, value, timestamp, step)``: per-fold curves
+    against the epoch, and the validation score at the global step the pruner saw."""
+    ts = _now_ms()
+    rows = []
+    for key, value in record.as_metrics(metric).items():
+        if key in ("fold", "epoch") or value is None or not math.isfinite(value):
+            continue
+        rows.append((f"{key}/fold{record.fold}", float(value), ts, record.epoch))
+    if record.val_score is not None and math.isfinite(record.val_score):
+        rows.append((f"val_{metric}", float(record.val_score), ts, step))
+    return rows
+
+
+def format_error(error: BaseException) -> str:
+    """A failed trial's traceback for its run, secrets masked."""
+    return mask_secrets("".join(traceback.format_exception(type(error), error, error.__traceback__)))
+
+
 class TrialRun:
     """The MLflow child run of one trial; implements the objective's reporter."""
 
@@ -50,16 +69,12 @@ class TrialRun:
 
     # -- TrialReporter ----------------------------------------------------------------
     def epoch(self, record: Any, step: int) -> None:
+        self.add_metrics(epoch_metrics(record, step, self.metric))
+
+    def add_metrics(self, rows: list[tuple[str, float, int, int]]) -> None:
         from mlflow.entities import Metric
 
-        ts = _now_ms()
-        for key, value in record.as_metrics(self.metric).items():
-            if key in ("fold", "epoch") or value is None or not math.isfinite(value):
-                continue
-            # per-fold curves against the epoch; the global step is what pruners saw
-            self._pending.append(Metric(f"{key}/fold{record.fold}", float(value), ts, record.epoch))
-        if record.val_score is not None and math.isfinite(record.val_score):
-            self._pending.append(Metric(f"val_{self.metric}", float(record.val_score), ts, step))
+        self._pending.extend(Metric(k, v, ts, st) for k, v, ts, st in rows)
 
     def fold_done(self, fold: int, score: float) -> None:
         from mlflow.entities import Metric
@@ -93,6 +108,7 @@ class TrialRun:
         value: float | None = None,
         attrs: Mapping[str, Any] | None = None,
         error: BaseException | None = None,
+        traceback_text: str | None = None,
     ) -> None:
         """Close the run in a final state: complete → FINISHED, pruned → FINISHED
         with the reason as a tag, failed → FAILED with the traceback, interrupted → KILLED."""
@@ -119,9 +135,9 @@ class TrialRun:
                 str(attrs.get("diagnosis_text") or "")]
         if any(note):
             tags.append(RunTag("mlflow.note.content", "\n\n".join(n for n in note if n)[:5000]))
-        tb = None
+        tb = traceback_text
         if error is not None and state == "failed":
-            tb = mask_secrets("".join(traceback.format_exception(type(error), error, error.__traceback__)))
+            tb = format_error(error)
         status = {"failed": "FAILED", "interrupted": "KILLED"}.get(state, "FINISHED")
 
         # the run's final name rides in the last batch (the store renames the run from
@@ -157,8 +173,13 @@ class Tracker:
         from mlflow.tracking import MlflowClient
 
         bound_http_retries()
+        from tuner.writer import mode
+
         self.uri = uri
+        self.experiment = experiment
         self.study_name = study_name
+        self.writer_mode = mode()
+        self._writer: Any = None
         self.warnings: list[str] = []
         self.outage = Outage()  # retries writes; remembers runs left incomplete
         try:
@@ -218,6 +239,7 @@ class Tracker:
         return self.parent_id
 
     def close_parent(self, status: str) -> None:
+        self.flush_trials()  # the trial runs first: the parent ends after its children
         if self.parent_id:
             parent = self.parent_id
             ok, _ = self.outage.call(self.client.set_terminated, parent, status=status)
@@ -226,6 +248,9 @@ class Tracker:
 
     def settle(self) -> list[str]:
         """Retry the writes an MLflow outage held back; one warning per run still incomplete."""
+        self.flush_trials()
+        if self._writer is not None:
+            self._writer.close()
         incomplete = self.outage.settle()
         if not incomplete:
             return []
@@ -248,8 +273,50 @@ class Tracker:
         )
         return run.info.run_id
 
-    def start_trial(self, number: int, params: Mapping[str, Any], metric: str, worker: str) -> TrialRun:
+    # -- the trial runs' writer process (tuner.writer) -----------------------------------
+    def _trial_writer(self) -> Any:
+        if self.writer_mode != "process" or not self.parent_id:
+            return None
+        if self._writer is None:
+            from tuner.writer import Writer
+
+            try:
+                self._writer = Writer(self.uri, self.experiment, self.study_name, self.parent_id)
+            except Exception as e:  # no process to be had: write inline, as before
+                self.writer_mode = "inline"
+                self.warn(f"MLflow writes stay in the study process: {type(e).__name__}: {e}")
+                return None
+        return self._writer if self._writer.alive else None
+
+    def flush_trials(self) -> None:
+        """Wait for the writer process to make every trial-run write sent so far; the
+        runs it could not complete join the study's list of incomplete runs."""
+        w = self._writer
+        if w is None:
+            return
+        if w.alive:
+            incomplete, last_error = w.flush()
+            self.outage.incomplete.update(incomplete)
+            if incomplete and last_error:
+                self.outage.last_error = last_error
+        for why in w.lost:
+            self.warn(f"{why}; trial runs written after that were written inline, and a run it "
+                      "was writing may be incomplete (the trials themselves are safe)")
+        w.lost.clear()
+
+    def start_trial(
+        self, number: int, params: Mapping[str, Any], metric: str, worker: str,
+        on_run_id: Callable[[str], None] | None = None,
+    ) -> Any:
+        """The trial's run: written by the writer process, or inline. ``on_run_id`` is
+        called with the run's id once it exists (to record it on the trial)."""
         from mlflow.entities import Param
+
+        writer = self._trial_writer()
+        if writer is not None and writer.send("start", number, dict(params), metric, worker):
+            from tuner.writer import RemoteTrialRun
+
+            return RemoteTrialRun(writer, number, metric, on_run_id)
 
         made: list[str] = []
 
@@ -265,6 +332,8 @@ class Tracker:
         ok, run_id = self.outage.call(create)
         run = TrialRun(self, run_id if ok else None, number, metric, create=None if ok else create)
         run._params = [Param(k, str(v)) for k, v in params.items()]
+        if on_run_id is not None and run.run_id:
+            on_run_id(run.run_id)
         return run
 
     def start_refit(self, number: int, params: Mapping[str, Any]) -> str | None:
@@ -295,6 +364,7 @@ class Tracker:
         """
         if not self.parent_id:
             return 0
+        self.flush_trials()  # a run the writer is still closing is no orphan
         by_number = {t.number: t for t in trials}
         try:
             runs = self.client.search_runs(

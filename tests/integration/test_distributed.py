@@ -126,8 +126,13 @@ def test_sigkilled_worker_trial_fails_is_retried_and_budget_is_reached(
     proc = _tune(study_file, "--workers", "2", "--no-refit")
 
     def running_trial(study: optuna.Study) -> Any:
+        # Early in its first fold (of 2 x 3 epochs), so that it is still running when the
+        # kill lands: the run id is recorded once the MLflow writer process made the run.
         running = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
-        return next((t for t in running if "mlflow_run_id" in t.user_attrs), None)
+        return next(
+            (t for t in running if "mlflow_run_id" in t.user_attrs and len(t.intermediate_values) <= 2),
+            None,
+        )
 
     victim = _watch(pg_database, proc, running_trial)
     assert victim is not None, "no trial was ever seen running"

@@ -170,6 +170,9 @@ class _Outage:
         self.is_down = False
         self.seen: set[int] = set()
         self.failed_calls = 0
+        # The outage is staged on this process's MlflowClient: keep the trial runs' writes
+        # here too (tuner.writer's child process would not see the patch).
+        monkeypatch.setenv("TUNER_MLFLOW_WRITER", "inline")
         for name in self.METHODS:
             original = getattr(MlflowClient, name)
             monkeypatch.setattr(MlflowClient, name, self._wrap(name, original))

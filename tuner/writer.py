@@ -1,0 +1,256 @@
+"""Trial runs' MLflow writes in a process of their own, off the training loop.
+
+An MLflow trial run costs ~45 ms of SQL work per trial on a local store (create the
+run, one ``log_batch`` per fold, the final batch and state), all of it Python that
+holds the GIL: a background thread slowed training by more than it saved (measured
+in benchmarks/overhead.py's set-up). So the writes go to a child process, which
+runs the same ``TrialRun`` code with the same retries and outage handling, on the
+machine's other core while training goes on.
+
+Nothing is lost that the inline path would have kept:
+
+- the child reads its pipe to the end, so the writes sent before the study process
+  exits, is interrupted, or is killed, are all made (it ignores SIGINT/SIGTERM, so a
+  Ctrl-C on the terminal's process group does not cut it short);
+- the study process waits for it (``flush``) before it closes the parent run, looks
+  for orphan runs, or reports incomplete runs, so what it prints is what MLflow holds;
+- if the child dies, the study falls back to writing inline and says which runs may
+  be incomplete; a run left RUNNING is closed at the next start (``close_orphans``).
+
+``TUNER_MLFLOW_WRITER=inline`` keeps every write in the study process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+__all__ = ["RemoteTrialRun", "Writer", "mode"]
+
+FLUSH_TIMEOUT = float(os.environ.get("TUNER_MLFLOW_FLUSH_TIMEOUT", "600"))
+
+
+def mode() -> str:
+    """``process`` (the default) or ``inline``."""
+    value = os.environ.get("TUNER_MLFLOW_WRITER", "process").strip().lower()
+    return "inline" if value == "inline" else "process"
+
+
+class Writer:
+    """The study process's end: sends each trial run's writes to the child."""
+
+    def __init__(self, uri: str, experiment: str, study_name: str, parent_id: str) -> None:
+        ours, theirs = socket.socketpair()
+        self._sock = ours
+        self.conn = Connection(os.dup(ours.fileno()))
+        fd = theirs.fileno()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tuner.writer", str(fd)],
+            pass_fds=(fd,),
+            stdin=subprocess.DEVNULL,
+        )
+        theirs.close()
+        # The URI may hold a password: it travels over the pipe, never on a command line.
+        self.conn.send(("init", uri, experiment, study_name, parent_id))
+        self.run_ids: dict[int, str | None] = {}
+        self.alive = True
+        self.lost: list[str] = []  # why the child went away, for the study's warnings
+
+    def send(self, *message: Any) -> bool:
+        if not self.alive:
+            return False
+        # Ctrl-C and SIGTERM wait until the message is whole: half a message would be
+        # garbage to the child. The handlers run right after.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            self.conn.send(message)
+            return True
+        except (OSError, EOFError) as e:
+            self._died(f"the MLflow writer process stopped ({type(e).__name__})")
+            return False
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+    def _died(self, why: str) -> None:
+        self.alive = False
+        self.lost.append(why)
+
+    def _read(self, timeout: float) -> Any:
+        try:
+            if not self.conn.poll(timeout):
+                return None
+            reply = self.conn.recv()
+        except (OSError, EOFError):
+            self._died("the MLflow writer process stopped")
+            return None
+        if reply[0] == "run_id":
+            self.run_ids[reply[1]] = reply[2]
+        return reply
+
+    def drain(self) -> None:
+        """Read the replies that have arrived, without waiting (the pipe must not fill)."""
+        while self.alive and self._read(0.0) is not None:
+            pass
+
+    def run_id(self, number: int, wait: float = 0.0) -> str | None:
+        """The run id of trial ``number`` once the child made it (None while unknown)."""
+        deadline = time.monotonic() + wait
+        while number not in self.run_ids and self.alive:
+            left = deadline - time.monotonic()
+            if self._read(max(left, 0.0)) is None and left <= 0:
+                break
+        return self.run_ids.get(number)
+
+    def flush(self) -> tuple[dict[str, str], str]:
+        """Wait until the child has made every write sent so far; returns the runs it
+        could not complete (label → error) and its last error."""
+        if not self.send("flush"):
+            return {}, ""
+        deadline = time.monotonic() + FLUSH_TIMEOUT
+        while self.alive and time.monotonic() < deadline:
+            reply = self._read(min(5.0, max(deadline - time.monotonic(), 0.0)))
+            if reply is not None and reply[0] == "flushed":
+                return reply[1], reply[2]
+            if self.proc.poll() is not None:
+                self._died(f"the MLflow writer process exited with code {self.proc.returncode}")
+        if self.alive:
+            self._died(f"the MLflow writer process did not finish within {FLUSH_TIMEOUT:g} s")
+        return {}, ""
+
+    def close(self) -> None:
+        if self.alive:
+            self.send("close")
+        self.alive = False
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.conn.close()
+        self._sock.close()
+
+
+class RemoteTrialRun:
+    """A trial's MLflow run written by the child; the objective's reporter."""
+
+    def __init__(self, writer: Writer, number: int, metric: str,
+                 on_run_id: Callable[[str], None] | None = None) -> None:
+        self.writer = writer
+        self.number = number
+        self.metric = metric
+        self.ended = False
+        self.on_run_id = on_run_id  # records the id on the trial once it is known
+        self._told = False
+
+    @property
+    def run_id(self) -> str | None:
+        return self.writer.run_id(self.number)
+
+    def _tell_id(self, wait: float = 0.0) -> None:
+        if self._told or self.on_run_id is None:
+            return
+        run_id = self.writer.run_id(self.number, wait=wait)
+        if run_id:
+            self._told = True
+            self.on_run_id(run_id)
+
+    def epoch(self, record: Any, step: int) -> None:
+        from tuner.tracking import epoch_metrics
+
+        self.writer.send("metrics", self.number, epoch_metrics(record, step, self.metric))
+        if not self._told:
+            self.writer.drain()
+            self._tell_id()  # as soon as the child has made the run
+
+    def fold_done(self, fold: int, score: float) -> None:
+        self.writer.send("fold_done", self.number, fold, float(score))
+        self.writer.drain()
+        self._tell_id()  # without waiting: by now the child has usually made the run
+
+    def end(self, state: str, *, value: float | None = None, attrs: Any = None,
+            error: BaseException | None = None) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        from tuner.tracking import format_error
+
+        self._tell_id(wait=5.0)
+        self.writer.send("end", self.number, state, value, dict(attrs or {}),
+                         format_error(error) if error is not None and state == "failed" else None)
+
+
+# ----------------------------------------------------------------------- the child
+
+
+def _serve(conn: Connection) -> None:
+    from tuner.tracking import Tracker
+
+    msg = conn.recv()
+    _, uri, experiment, study_name, parent_id = msg
+    tracker = Tracker(uri, experiment, study_name)
+    tracker.writer_mode = "inline"  # this is the writer
+    tracker.parent_id = parent_id
+    runs: dict[int, Any] = {}
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            break  # the study process is gone: everything it sent has been written
+        op = msg[0]
+        if op == "start":
+            _, number, params, metric, worker = msg
+            runs[number] = tracker.start_trial(number, params, metric, worker)
+            _reply(conn, ("run_id", number, runs[number].run_id))
+        elif op == "metrics":
+            run = runs.get(msg[1])
+            if run is not None:
+                run.add_metrics(msg[2])
+        elif op == "fold_done":
+            run = runs.get(msg[1])
+            if run is not None:
+                made = run.run_id
+                run.fold_done(msg[2], msg[3])
+                if made is None and run.run_id is not None:  # made late, after an outage
+                    _reply(conn, ("run_id", msg[1], run.run_id))
+        elif op == "end":
+            _, number, state, value, attrs, tb = msg
+            run = runs.pop(number, None)
+            if run is not None:
+                run.end(state, value=value, attrs=attrs, traceback_text=tb)
+        elif op == "flush":
+            incomplete = tracker.outage.settle()
+            _reply(conn, ("flushed", dict(incomplete), tracker.outage.last_error))
+        elif op == "close":
+            break
+    tracker.outage.settle()
+
+
+def _reply(conn: Connection, message: Any) -> None:
+    try:
+        conn.send(message)
+    except (OSError, EOFError):
+        pass  # the study process is gone; the writes still go on
+
+
+def main(argv: list[str]) -> None:
+    # A Ctrl-C reaches the whole process group; the study process handles it and
+    # closes this pipe when it is done, which is when this process stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ["TUNER_MLFLOW_WRITER"] = "inline"
+    conn = Connection(int(argv[0]))
+    try:
+        _serve(conn)
+    finally:
+        conn.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
