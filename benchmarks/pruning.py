@@ -59,10 +59,16 @@ def run_once(study_file: Path, workdir: Path, *, pruned: bool, seed: int, args: 
         overrides["pruner"] = json.loads(args.pruner)
     if args.margin is not None:
         overrides["fold_pruning.margin"] = args.margin
+    if getattr(args, "min_gain", None) is not None:
+        overrides["fold_pruning.min_gain"] = args.min_gain
+    if getattr(args, "peers", None):
+        overrides["fold_pruning.pruner_peers"] = args.peers
     if not pruned:
         overrides["pruner"] = None
         overrides["fold_pruning.enabled"] = False
     cfg = load_config(study_file, overrides)
+    for suffix in ("", "-wal", "-shm"):  # a kept study of the same name would be resumed
+        (workdir / f"{name}.db{suffix}").unlink(missing_ok=True)
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # the per-trial progress lines
         summary = run_study(cfg, say=lambda s: None, live=False)
@@ -140,7 +146,11 @@ def main() -> None:
     ap.add_argument("--pruner-startup", type=int, default=None, help="override pruner.n_startup_trials")
     ap.add_argument("--pruner", default=None, help='JSON, e.g. {"name": "SuccessiveHalvingPruner"}')
     ap.add_argument("--margin", type=float, default=None, help="override fold_pruning.margin")
+    ap.add_argument("--min-gain", type=float, default=None, help="override fold_pruning.min_gain")
+    ap.add_argument("--peers", choices=("complete", "finished"), default=None,
+                    help="override fold_pruning.pruner_peers")
     ap.add_argument("--pruned-only", action="store_true", help="skip the unpruned arm (no ratios)")
+    ap.add_argument("--keep", type=Path, default=None, help="keep the studies' SQLite files in this folder")
     args = ap.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import warnings
@@ -159,7 +169,9 @@ def main() -> None:
 
     load_dataset("sklearn:digits", base_dir=REPO, target=None)
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.keep or scratch
+        Path(tmp).mkdir(parents=True, exist_ok=True)
         # ...and so would torch's first kernels and the first SQLite study: a 1-trial warm-up.
         run_once(
             args.study,

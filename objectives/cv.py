@@ -111,14 +111,23 @@ class CrossValidatedObjective:
     def __call__(self, trial: Any, params: dict[str, Any], reporter: TrialReporter) -> float:
         # Recorded however the trial ends (complete, pruned, diverged), so the compute
         # a study spent, and what pruning saved, can be counted from the storage.
+        # fold_scores too, once: nothing reads a running trial's, and each write is a
+        # storage round trip (~1 ms on SQLite).
         trained = [0]
+        scores: list[float] = []
         try:
-            return self._cross_validate(trial, params, reporter, trained)
+            return self._cross_validate(trial, params, reporter, trained, scores)
         finally:
+            trial.set_user_attr("fold_scores", scores)
             trial.set_user_attr("epochs_trained", trained[0])
 
     def _cross_validate(
-        self, trial: Any, params: dict[str, Any], reporter: TrialReporter, trained: list[int]
+        self,
+        trial: Any,
+        params: dict[str, Any],
+        reporter: TrialReporter,
+        trained: list[int],
+        scores: list[float],
     ) -> float:
         import optuna
 
@@ -126,8 +135,8 @@ class CrossValidatedObjective:
         hp = HParams.resolve(params, cfg.training.batch_size)
         epochs = cfg.training.max_epochs
         guard = DivergenceGuard(cfg.divergence)
-        scores: list[float] = []
-        pruner_name = type(trial.study.pruner).__name__
+        pruner = trial.study.pruner  # the configured one, through tuner.peers.FinishedPeers
+        pruner_name = getattr(pruner, "name", type(pruner).__name__)
         for k, (tr, va, _) in enumerate(self._folds):
             mean, std = self.fold_stats(k)
             seed = fold_seed(cfg.seed, trial.number, k)
@@ -167,11 +176,9 @@ class CrossValidatedObjective:
                         ),
                         k * epochs + e.epoch,
                     )
-                trial.set_user_attr("fold_scores", scores)
                 _prune(trial, "divergence", str(e))
             score = float(last[0].val_score)  # type: ignore[arg-type]
             scores.append(score)
-            trial.set_user_attr("fold_scores", scores)
             reporter.fold_done(k, score)
             if k + 1 < len(self._folds):
                 self._check_folds(trial, scores)
@@ -191,13 +198,18 @@ class CrossValidatedObjective:
         ref = self.reference()
         if ref is None or ref.number == trial.number or len(ref.fold_scores) < len(scores):
             return
-        why = fold_verdict(scores, ref.fold_scores, self.metric, fp.margin, ref.diff_sd)
+        why = fold_verdict(scores, ref.fold_scores, self.metric, fp.margin, ref.diff_sd, fp.min_gain)
         if why:
             _prune(trial, "fold", why.replace("the best trial", f"best trial #{ref.number}"))
 
 
 def fold_verdict(
-    scores: list[float], best: list[float], metric: str, margin: float, diff_sd: float | None = None
+    scores: list[float],
+    best: list[float],
+    metric: str,
+    margin: float,
+    diff_sd: float | None = None,
+    min_gain: float = 0.0,
 ) -> str | None:
     """Why a trial whose first folds scored ``scores`` cannot be expected to beat the
     best trial (``best``: its scores on all K folds), or None when it still may.
@@ -218,12 +230,21 @@ def fold_verdict(
     diff = sign * statistics.fmean(s - t for s, t in zip(scores, theirs, strict=True))
     sd = max(diff_sd if diff_sd is not None else statistics.pstdev(best), 1e-3)
     se = sd * ((k - n) / (n * k)) ** 0.5
-    if diff + margin * se < 0:
+    gain = min_gain * sd / k**0.5
+    if diff + margin * se < gain:
         source = "sd of other trials' per-fold differences" if diff_sd is not None else "the best trial's fold sd"
+        mean = f"after {n} fold(s) mean val {metric} {statistics.fmean(scores):.4f}"
+        theirs_text = f"the best trial's {statistics.fmean(theirs):.4f} on the same folds"
+        if not gain:
+            return (
+                f"{mean} trails {theirs_text} by {-diff:.4f}, more than {margin:g} standard error(s) "
+                f"({margin * se:.4f}) of a {k}-fold mean ({source} {sd:.4f})"
+            )
         return (
-            f"after {n} fold(s) mean val {metric} {statistics.fmean(scores):.4f} trails the best "
-            f"trial's {statistics.fmean(theirs):.4f} on the same folds by {-diff:.4f}, more than "
-            f"{margin:g} standard error(s) ({margin * se:.4f}) of a {k}-fold mean ({source} {sd:.4f})"
+            f"{mean} is {diff:+.4f} against {theirs_text}: {margin:g} standard error(s) "
+            f"({margin * se:.4f}) of a {k}-fold mean above that stays short of the gain worth its "
+            f"remaining folds, {gain:.4f} ({min_gain:g} standard error(s) of a {k}-fold difference; "
+            f"{source} {sd:.4f})"
         )
     return None
 

@@ -246,6 +246,19 @@ class FoldPruningConfig(_Strict):
         description="how many standard errors of the predicted K-fold mean the trial must trail "
         "the best trial by, fold by fold on the same folds",
     )
+    min_gain: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="the smallest gain over the best trial worth finishing a trial for, in "
+        "standard errors of a K-fold mean difference (what cross-validation can resolve); "
+        "0 stops only trials expected to lose",
+    )
+    pruner_peers: Literal["complete", "finished"] = Field(
+        default="complete",
+        description="which trials the epoch pruner compares a trial with at each step: complete "
+        "ones only (Optuna's own behaviour), or every finished one that reached the step (a "
+        "trial stopped between folds trained its first folds in full)",
+    )
 
 
 class DivergenceConfig(_Strict):

@@ -153,6 +153,10 @@ def run_study(
         sampler_args["seed"] = int(sampler_args["seed"]) + rank
     sampler = build_sampler(config.sampler.name, sampler_args)
     pruner = build_pruner(config.pruner.name, config.pruner.args) if config.pruner else optuna.pruners.NopPruner()
+    if config.pruner and config.fold_pruning.pruner_peers == "finished":
+        from tuner.peers import FinishedPeers
+
+        pruner = FinishedPeers(pruner)
     study, created = open_study(
         config, storage, split_fp=prep.split_fp, sampler=sampler, pruner=pruner,
         allow_changes=allow_changes,

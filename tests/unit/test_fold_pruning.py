@@ -80,3 +80,23 @@ def test_paired_sd_pools_the_other_trials_differences() -> None:
 def test_paired_sd_needs_two_trials_with_two_folds() -> None:
     assert paired_sd([], BEST) is None
     assert paired_sd([BEST[:1], [0.9, 0.9]], BEST) is None  # one fold says nothing of spread
+
+
+def test_min_gain_stops_a_trial_that_could_at_best_tie() -> None:
+    # sd 0.01: after 1 of 5 folds se = 0.00894; a K-fold difference resolves 0.01/sqrt(5) = 0.00447
+    level = [0.951]  # +0.001 on fold 0: could be up to +0.0099 after 1 se
+    assert fold_verdict(level, BEST, "accuracy", 1.0, diff_sd=0.01) is None  # min_gain 0: it may win
+    assert fold_verdict(level, BEST, "accuracy", 1.0, diff_sd=0.01, min_gain=2.5) is not None  # 0.0099 < 0.0112
+    assert fold_verdict(level, BEST, "accuracy", 1.0, diff_sd=0.01, min_gain=2.0) is None  # 0.0099 > 0.0089
+
+
+def test_min_gain_reason_says_what_gain_was_wanted() -> None:
+    why = fold_verdict([0.951], BEST, "accuracy", 1.0, diff_sd=0.01, min_gain=2.5)
+    assert why is not None
+    assert "is +0.0010 against the best trial's 0.9500 on the same folds" in why
+    assert "0.0112 (2.5 standard error(s) of a 5-fold difference" in why
+
+
+def test_min_gain_never_stops_a_clear_winner() -> None:
+    ahead = [s + 0.03 for s in BEST[:2]]
+    assert fold_verdict(ahead, BEST, "accuracy", 0.0, diff_sd=0.01, min_gain=3.0) is None
