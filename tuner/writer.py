@@ -193,6 +193,10 @@ def _serve(conn: Connection) -> None:
 
     msg = conn.recv()
     _, uri, experiment, study_name, parent_id = msg
+    if uri.startswith("sqlite:"):
+        from tuner.storage import enable_fast_sqlite
+
+        enable_fast_sqlite()  # as in the study process: no fsync per commit
     tracker = Tracker(uri, experiment, study_name)
     tracker.writer_mode = "inline"  # this is the writer
     tracker.parent_id = parent_id
