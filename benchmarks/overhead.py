@@ -99,6 +99,10 @@ def instrument(t: Timers) -> None:
     t.wrap_public(optuna.storages.RDBStorage, "storage")
     t.wrap_public(optuna.storages.InMemoryStorage, "storage")
     t.wrap_public(MlflowClient, "mlflow")
+    # trial runs written by tuner.writer's child: what the study process still spends
+    from tuner.writer import RemoteTrialRun
+
+    t.wrap_public(RemoteTrialRun, "mlflow")
 
 
 def bare(cfg, n_trials: int, timers: Timers) -> float:

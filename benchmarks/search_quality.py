@@ -36,6 +36,9 @@ RECIPE = {"dropout": 0.5, "batchnorm": "after_activation", "optimizer": "adam", 
           "weight_decay": 0.0}
 
 
+FOLD_PRUNING: dict = {}  # tuner arm's fold_pruning overrides (--margin, --min-gain, --peers)
+
+
 def doc(name: str, source: str, seed: int, trials: int, epochs: int, arm: str) -> dict:
     d = {
         "name": name,
@@ -50,6 +53,8 @@ def doc(name: str, source: str, seed: int, trials: int, epochs: int, arm: str) -
     if arm == "tuner":
         d["sampler"] = {"name": "TPESampler", "seed": seed, "n_startup_trials": 5}
         d["pruner"] = {"name": "MedianPruner", "n_startup_trials": 3, "n_warmup_steps": 2}
+        if FOLD_PRUNING:
+            d["fold_pruning"] = dict(FOLD_PRUNING)
     else:
         d["sampler"] = {"name": "RandomSampler", "seed": seed}
         d["pruner"] = None
@@ -91,12 +96,20 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--datasets", default="sklearn:digits,sklearn:wine")
+    ap.add_argument("--margin", type=float, default=None, help="tuner arm: fold_pruning.margin")
+    ap.add_argument("--min-gain", type=float, default=None, help="tuner arm: fold_pruning.min_gain")
+    ap.add_argument("--peers", choices=("complete", "finished"), default=None,
+                    help="tuner arm: fold_pruning.pruner_peers")
     args = ap.parse_args()
+    for key, value in (("margin", args.margin), ("min_gain", args.min_gain), ("pruner_peers", args.peers)):
+        if value is not None:
+            FOLD_PRUNING[key] = value
     import torch
 
     torch.set_num_threads(1)
     print(f"budget {args.trials} trials, 3 folds x {args.epochs} epochs, mlp, regularization preset, "
-          f"{args.seeds} seeds; metric balanced_accuracy on the held-out 20%")
+          f"{args.seeds} seeds; metric balanced_accuracy on the held-out 20%; tuner arm fold pruning "
+          f"{FOLD_PRUNING or 'defaults'}")
     for source in args.datasets.split(","):
         results: dict[str, list[tuple[float, int]]] = {"tuner": [], "random": [], "recipe": []}
         started = time.perf_counter()

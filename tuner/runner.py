@@ -145,6 +145,8 @@ def run_study(
 
     check_storage_writable(config.storage_url)  # before MLflow gets an experiment
     tracker = open_tracker(config)  # checks MLflow is reachable before the study exists
+    if optimize:
+        tracker.start_writer()  # warms up (imports MLflow) while the study is set up
     storage = build_storage(config.storage_url)
     sampler_args = {"seed": config.seed, **config.sampler.args} if "seed" in _init_args(
         config.sampler.name) else dict(config.sampler.args)

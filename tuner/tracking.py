@@ -274,19 +274,24 @@ class Tracker:
         return run.info.run_id
 
     # -- the trial runs' writer process (tuner.writer) -----------------------------------
+    def start_writer(self) -> None:
+        """Start the trial runs' writer process now, so that it has imported MLflow and
+        opened the store by the time the first trial ends (it takes a few seconds)."""
+        if self.writer_mode != "process" or self._writer is not None:
+            return
+        from tuner.writer import Writer
+
+        try:
+            self._writer = Writer(self.uri, self.experiment, self.study_name)
+        except Exception as e:  # no process to be had: write inline, as before
+            self.writer_mode = "inline"
+            self.warn(f"MLflow writes stay in the study process: {type(e).__name__}: {e}")
+
     def _trial_writer(self) -> Any:
         if self.writer_mode != "process" or not self.parent_id:
             return None
-        if self._writer is None:
-            from tuner.writer import Writer
-
-            try:
-                self._writer = Writer(self.uri, self.experiment, self.study_name, self.parent_id)
-            except Exception as e:  # no process to be had: write inline, as before
-                self.writer_mode = "inline"
-                self.warn(f"MLflow writes stay in the study process: {type(e).__name__}: {e}")
-                return None
-        return self._writer if self._writer.alive else None
+        self.start_writer()
+        return self._writer if self._writer is not None and self._writer.alive else None
 
     def flush_trials(self) -> None:
         """Wait for the writer process to make every trial-run write sent so far; the
@@ -313,7 +318,7 @@ class Tracker:
         from mlflow.entities import Param
 
         writer = self._trial_writer()
-        if writer is not None and writer.send("start", number, dict(params), metric, worker):
+        if writer is not None and writer.send("start", number, dict(params), metric, worker, self.parent_id):
             from tuner.writer import RemoteTrialRun
 
             return RemoteTrialRun(writer, number, metric, on_run_id)
@@ -409,6 +414,9 @@ class NullTracker:
         return None
 
     def close_parent(self, status: str) -> None:
+        pass
+
+    def start_writer(self) -> None:
         pass
 
     def settle(self) -> list[str]:

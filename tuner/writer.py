@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 import time
+import weakref
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
@@ -46,7 +47,7 @@ def mode() -> str:
 class Writer:
     """The study process's end: sends each trial run's writes to the child."""
 
-    def __init__(self, uri: str, experiment: str, study_name: str, parent_id: str) -> None:
+    def __init__(self, uri: str, experiment: str, study_name: str) -> None:
         ours, theirs = socket.socketpair()
         self._sock = ours
         self.conn = Connection(os.dup(ours.fileno()))
@@ -58,7 +59,11 @@ class Writer:
         )
         theirs.close()
         # The URI may hold a password: it travels over the pipe, never on a command line.
-        self.conn.send(("init", uri, experiment, study_name, parent_id))
+        # The child imports MLflow and opens the store while the study is being set up.
+        self.conn.send(("init", uri, experiment, study_name))
+        # A Writer dropped without close() (a study that failed to start) still lets its
+        # child see the end of the pipe and exit.
+        weakref.finalize(self, _close_quietly, self.conn, self._sock)
         self.run_ids: dict[int, str | None] = {}
         self.alive = True
         self.lost: list[str] = []  # why the child went away, for the study's warnings
@@ -136,6 +141,14 @@ class Writer:
         self._sock.close()
 
 
+def _close_quietly(*closables: Any) -> None:
+    for c in closables:
+        try:
+            c.close()
+        except OSError:
+            pass
+
+
 class RemoteTrialRun:
     """A trial's MLflow run written by the child; the objective's reporter."""
 
@@ -180,7 +193,9 @@ class RemoteTrialRun:
         self.ended = True
         from tuner.tracking import format_error
 
-        self._tell_id(wait=5.0)
+        # Waits only while the child is still starting (MLflow's import and store take
+        # seconds): the id must be on the trial before Optuna closes it.
+        self._tell_id(wait=60.0)
         self.writer.send("end", self.number, state, value, dict(attrs or {}),
                          format_error(error) if error is not None and state == "failed" else None)
 
@@ -192,14 +207,13 @@ def _serve(conn: Connection) -> None:
     from tuner.tracking import Tracker
 
     msg = conn.recv()
-    _, uri, experiment, study_name, parent_id = msg
+    _, uri, experiment, study_name = msg
     if uri.startswith("sqlite:"):
         from tuner.storage import enable_fast_sqlite
 
         enable_fast_sqlite()  # as in the study process: no fsync per commit
     tracker = Tracker(uri, experiment, study_name)
     tracker.writer_mode = "inline"  # this is the writer
-    tracker.parent_id = parent_id
     runs: dict[int, Any] = {}
     while True:
         try:
@@ -208,7 +222,7 @@ def _serve(conn: Connection) -> None:
             break  # the study process is gone: everything it sent has been written
         op = msg[0]
         if op == "start":
-            _, number, params, metric, worker = msg
+            _, number, params, metric, worker, tracker.parent_id = msg
             runs[number] = tracker.start_trial(number, params, metric, worker)
             _reply(conn, ("run_id", number, runs[number].run_id))
         elif op == "metrics":
