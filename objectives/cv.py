@@ -235,16 +235,16 @@ def fold_verdict(
         source = "sd of other trials' per-fold differences" if diff_sd is not None else "the best trial's fold sd"
         mean = f"after {n} fold(s) mean val {metric} {statistics.fmean(scores):.4f}"
         theirs_text = f"the best trial's {statistics.fmean(theirs):.4f} on the same folds"
-        if not gain:
+        if diff + margin * se < 0:  # behind whatever the gain asked for: say so plainly
             return (
                 f"{mean} trails {theirs_text} by {-diff:.4f}, more than {margin:g} standard error(s) "
                 f"({margin * se:.4f}) of a {k}-fold mean ({source} {sd:.4f})"
             )
         return (
-            f"{mean} is {diff:+.4f} against {theirs_text}: {margin:g} standard error(s) "
-            f"({margin * se:.4f}) of a {k}-fold mean above that stays short of the gain worth its "
-            f"remaining folds, {gain:.4f} ({min_gain:g} standard error(s) of a {k}-fold difference; "
-            f"{source} {sd:.4f})"
+            f"{mean} is {diff:+.4f} against {theirs_text}: at best a near-tie, as even {margin:g} "
+            f"standard error(s) ({margin * se:.4f}) of a {k}-fold mean better stays short of the "
+            f"{gain:.4f} gain worth its remaining folds (min_gain {min_gain:g} standard error(s) of a "
+            f"{k}-fold difference; {source} {sd:.4f})"
         )
     return None
 

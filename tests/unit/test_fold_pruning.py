@@ -94,7 +94,11 @@ def test_min_gain_reason_says_what_gain_was_wanted() -> None:
     why = fold_verdict([0.951], BEST, "accuracy", 1.0, diff_sd=0.01, min_gain=2.5)
     assert why is not None
     assert "is +0.0010 against the best trial's 0.9500 on the same folds" in why
-    assert "0.0112 (2.5 standard error(s) of a 5-fold difference" in why
+    assert "at best a near-tie" in why and "0.0112 gain worth its remaining folds" in why
+    assert "min_gain 2.5 standard error(s) of a 5-fold difference" in why
+    # a trial plainly behind is said to trail, whatever min_gain asks
+    behind = fold_verdict([0.90], BEST, "accuracy", 1.0, diff_sd=0.01, min_gain=2.5)
+    assert behind is not None and "trails the best trial's 0.9500" in behind
 
 
 def test_min_gain_never_stops_a_clear_winner() -> None:
