@@ -109,6 +109,7 @@ class TrialRun:
         attrs: Mapping[str, Any] | None = None,
         error: BaseException | None = None,
         traceback_text: str | None = None,
+        ended_ms: int | None = None,
     ) -> None:
         """Close the run in a final state: complete → FINISHED, pruned → FINISHED
         with the reason as a tag, failed → FAILED with the traceback, interrupted → KILLED."""
@@ -157,7 +158,7 @@ class TrialRun:
                 )
             if tb is not None:
                 client.log_text(self.run_id, tb, "traceback.txt")
-            client.set_terminated(self.run_id, status=status)
+            client.set_terminated(self.run_id, status=status, end_time=ended_ms)
 
         ok, _ = self.tracker.outage.call(close)
         if not ok:  # tracking must never lose a trial: retried when the study ends
@@ -264,10 +265,11 @@ class Tracker:
         return [text]
 
     # -- children -------------------------------------------------------------------------
-    def _child(self, name: str, tags: Mapping[str, str]) -> str:
+    def _child(self, name: str, tags: Mapping[str, str], start_time: int | None = None) -> str:
         assert self.parent_id is not None
         run = self.client.create_run(
             self.experiment_id,
+            start_time=start_time,
             run_name=name,
             tags={"mlflow.parentRunId": self.parent_id, "tuner.study": self.study_name, **tags},
         )
@@ -312,13 +314,17 @@ class Tracker:
     def start_trial(
         self, number: int, params: Mapping[str, Any], metric: str, worker: str,
         on_run_id: Callable[[str], None] | None = None,
+        started_ms: int | None = None,
     ) -> Any:
         """The trial's run: written by the writer process, or inline. ``on_run_id`` is
-        called with the run's id once it exists (to record it on the trial)."""
+        called with the run's id once it exists (to record it on the trial);
+        ``started_ms``, when the trial started (the writer makes the run a moment later)."""
         from mlflow.entities import Param
 
         writer = self._trial_writer()
-        if writer is not None and writer.send("start", number, dict(params), metric, worker, self.parent_id):
+        if writer is not None and writer.send(
+            "start", number, dict(params), metric, worker, self.parent_id, _now_ms()
+        ):
             from tuner.writer import RemoteTrialRun
 
             return RemoteTrialRun(writer, number, metric, on_run_id)
@@ -330,6 +336,7 @@ class Tracker:
                 made.append(self._child(
                     f"trial-{number:03d} running",
                     {"tuner.role": "trial", "tuner.trial": str(number), "tuner.worker": worker},
+                    start_time=started_ms,
                 ))
             return made[0]
 

@@ -191,13 +191,14 @@ class RemoteTrialRun:
         if self.ended:
             return
         self.ended = True
-        from tuner.tracking import format_error
+        from tuner.tracking import _now_ms, format_error
 
+        ended = _now_ms()
         # Waits only while the child is still starting (MLflow's import and store take
         # seconds): the id must be on the trial before Optuna closes it.
         self._tell_id(wait=60.0)
         self.writer.send("end", self.number, state, value, dict(attrs or {}),
-                         format_error(error) if error is not None and state == "failed" else None)
+                         format_error(error) if error is not None and state == "failed" else None, ended)
 
 
 # ----------------------------------------------------------------------- the child
@@ -222,8 +223,9 @@ def _serve(conn: Connection) -> None:
             break  # the study process is gone: everything it sent has been written
         op = msg[0]
         if op == "start":
-            _, number, params, metric, worker, tracker.parent_id = msg
-            runs[number] = tracker.start_trial(number, params, metric, worker)
+            _, number, params, metric, worker, tracker.parent_id, started = msg
+            # the run's start and end are the trial's, not the moments this process got to them
+            runs[number] = tracker.start_trial(number, params, metric, worker, started_ms=started)
             _reply(conn, ("run_id", number, runs[number].run_id))
         elif op == "metrics":
             run = runs.get(msg[1])
@@ -237,10 +239,10 @@ def _serve(conn: Connection) -> None:
                 if made is None and run.run_id is not None:  # made late, after an outage
                     _reply(conn, ("run_id", msg[1], run.run_id))
         elif op == "end":
-            _, number, state, value, attrs, tb = msg
+            _, number, state, value, attrs, tb, ended = msg
             run = runs.pop(number, None)
             if run is not None:
-                run.end(state, value=value, attrs=attrs, traceback_text=tb)
+                run.end(state, value=value, attrs=attrs, traceback_text=tb, ended_ms=ended)
         elif op == "flush":
             incomplete = tracker.outage.settle()
             _reply(conn, ("flushed", dict(incomplete), tracker.outage.last_error))

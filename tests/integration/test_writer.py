@@ -144,3 +144,17 @@ def test_ctrl_c_on_the_process_group_leaves_no_run_running(tmp_path):
     assert len(done) >= 2
     finished = {int(r.data.tags["tuner.trial"]) for r in runs["trial"] if r.info.status == "FINISHED"}
     assert {t.number for t in done} <= finished  # the writer finished every completed trial's run
+
+
+def test_a_runs_start_and_end_are_the_trials_not_the_writers(tmp_path, monkeypatch, capsys):
+    """The child makes a run a moment (at first, seconds) after its trial started: the run
+    still shows when the trial ran, so MLflow's Duration column is the trial's."""
+    _setup(tmp_path, monkeypatch, **{"budget.n_trials": 2, "training.max_epochs": 2})
+    assert main(["study.yaml", "--no-refit"]) == 0, capsys.readouterr().err
+    runs = {int(r.data.tags["tuner.trial"]): r for r in _runs(tmp_path)["trial"]}
+    for t in _trials(tmp_path):
+        info = runs[t.number].info
+        started = t.datetime_start.timestamp() * 1000
+        ended = t.datetime_complete.timestamp() * 1000
+        assert abs(info.start_time - started) < 500, (info.start_time, started)
+        assert abs(info.end_time - ended) < 500, (info.end_time, ended)
