@@ -59,9 +59,9 @@ def run_once(study_file: Path, workdir: Path, *, pruned: bool, seed: int, args: 
         overrides["pruner"] = json.loads(args.pruner)
     if args.margin is not None:
         overrides["fold_pruning.margin"] = args.margin
-    if getattr(args, "min_gain", None) is not None:
+    if args.min_gain is not None:
         overrides["fold_pruning.min_gain"] = args.min_gain
-    if getattr(args, "peers", None):
+    if args.peers:
         overrides["fold_pruning.pruner_peers"] = args.peers
     if not pruned:
         overrides["pruner"] = None

@@ -174,6 +174,10 @@ class Tracker:
         from mlflow.tracking import MlflowClient
 
         bound_http_retries()
+        if uri.startswith("sqlite:"):
+            from tuner.storage import enable_fast_sqlite
+
+            enable_fast_sqlite()  # every process that opens the store: no fsync per commit
         from tuner.writer import mode
 
         self.uri = uri
@@ -452,10 +456,6 @@ class _NullRun:
 def open_tracker(config: Any) -> Tracker | NullTracker:
     if not config.mlflow.enabled:
         return NullTracker()
-    if config.tracking_uri.startswith("sqlite:"):
-        from tuner.storage import enable_fast_sqlite
-
-        enable_fast_sqlite()
     return Tracker(config.tracking_uri, config.experiment_name, config.name)
 
 

@@ -209,12 +209,7 @@ def _serve(conn: Connection) -> None:
 
     msg = conn.recv()
     _, uri, experiment, study_name = msg
-    if uri.startswith("sqlite:"):
-        from tuner.storage import enable_fast_sqlite
-
-        enable_fast_sqlite()  # as in the study process: no fsync per commit
-    tracker = Tracker(uri, experiment, study_name)
-    tracker.writer_mode = "inline"  # this is the writer
+    tracker = Tracker(uri, experiment, study_name)  # inline: main() set TUNER_MLFLOW_WRITER
     runs: dict[int, Any] = {}
     while True:
         try:
