@@ -57,7 +57,7 @@ def main() -> None:
     from objectives.augment import Augment, make_augmenter
     from objectives.images import _Decode, _pil_loader, load_imagefolder
     from objectives.models import ModelSpec, build_model
-    from objectives.params import HParams
+    from search_spaces.params import HParams
 
     torch.set_num_threads(1)
     torch.manual_seed(0)

@@ -31,8 +31,8 @@ def record(X, y, Xv, yv, family: str, lr: float, seed: int, epochs: int, normali
     from objectives.data import load_dataset  # noqa: F401  (keeps import cost out of the loop)
     from objectives.guard import Diverged, DivergenceGuard
     from objectives.models import ModelSpec, build_model, input_stats
-    from objectives.params import HParams
     from objectives.training import fit
+    from search_spaces.params import HParams
     from tuner.config import DivergenceConfig
 
     hp = HParams.resolve(

@@ -99,8 +99,8 @@ def instrument(t: Timers) -> None:
     t.wrap_public(optuna.storages.RDBStorage, "storage")
     t.wrap_public(optuna.storages.InMemoryStorage, "storage")
     t.wrap_public(MlflowClient, "mlflow")
-    # trial runs written by tuner.writer's child: what the study process still spends
-    from tuner.writer import RemoteTrialRun
+    # trial runs written by tuner.tracking.writer's child: what the study process still spends
+    from tuner.tracking.writer import RemoteTrialRun
 
     t.wrap_public(RemoteTrialRun, "mlflow")
 
@@ -108,7 +108,7 @@ def instrument(t: Timers) -> None:
 def bare(cfg, n_trials: int, timers: Timers) -> float:
     """(a): the same objective in a hand-written loop, in-memory, no logging."""
     from objectives.cv import CrossValidatedObjective
-    from tuner.runner import prepare
+    from tuner.run.runner import prepare
 
     prep = prepare(cfg)
 
@@ -141,7 +141,7 @@ def through_tuner(cfg, timers: Timers, skip: int = 0) -> tuple[float, float]:
     import contextlib
     import io
 
-    from tuner.runner import run_study
+    from tuner.run.runner import run_study
 
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
@@ -158,9 +158,9 @@ def prefill(cfg, n: int) -> None:
     from optuna.distributions import FloatDistribution
     from optuna.trial import TrialState, create_trial
 
-    from tuner.runner import prepare
-    from tuner.storage import build_storage
-    from tuner.study import open_study
+    from tuner.run.runner import prepare
+    from tuner.run.study import open_study
+    from tuner.storage.backends import build_storage
 
     rnd = random.Random(0)
     prep = prepare(cfg)

@@ -25,15 +25,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from objectives.data import Dataset  # noqa: E402
+from objectives.dataset import Dataset  # noqa: E402
 from objectives.guard import DivergenceGuard  # noqa: E402
 from objectives.models import ModelSpec, build_model, input_stats  # noqa: E402
-from objectives.params import HParams  # noqa: E402
 from objectives.splits import make_splits  # noqa: E402
 from objectives.training import EpochRecord, fit  # noqa: E402
+from search_spaces.params import HParams  # noqa: E402
 from tuner.config import DivergenceConfig, validate_config  # noqa: E402
-from tuner.diagnose import CurveRecorder, diagnose  # noqa: E402
-from tuner.preflight import check_dataset, check_splits  # noqa: E402
+from tuner.run.preflight import check_dataset, check_splits  # noqa: E402
+from tuner.views.diagnose import CurveRecorder, diagnose  # noqa: E402
 
 
 def _best(fn, repeat: int) -> float:

@@ -35,7 +35,7 @@ def run_once(study_file: Path, workdir: Path, *, pruned: bool, seed: int, args: 
     import optuna
 
     from tuner.config import load_config
-    from tuner.runner import run_study
+    from tuner.run.runner import run_study
 
     name = f"bench-{'pruned' if pruned else 'full'}-{seed}"
     overrides: dict[str, Any] = {
@@ -165,7 +165,7 @@ def main() -> None:
     print(head)
     # Imports and the dataset load would land in the first arm's wall time: pay them first.
     from objectives.data import load_dataset
-    from tuner.runner import run_study  # noqa: F401
+    from tuner.run.runner import run_study  # noqa: F401
 
     load_dataset("sklearn:digits", base_dir=REPO, target=None)
     rows = []

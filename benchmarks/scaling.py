@@ -148,8 +148,8 @@ def _measure(url: str, prefill: int, k: int) -> dict[str, float]:
 
     import optuna
 
-    from tuner.storage import build_storage
-    from tuner.study import count_finished
+    from tuner.run.budget import count_finished
+    from tuner.storage.backends import build_storage
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = build_storage(url)
@@ -209,7 +209,7 @@ def bench_overhead(sizes: list[int], k: int, storages: list[str]) -> None:
 def _reporting_worker(url: str, name: str, n: int, reports: int) -> None:
     import optuna
 
-    from tuner.storage import build_storage
+    from tuner.storage.backends import build_storage
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(
@@ -228,7 +228,7 @@ def _reporting_worker(url: str, name: str, n: int, reports: int) -> None:
 def bench_embedded(n: int, reports: int) -> None:
     import optuna
 
-    from tuner.storage import build_storage
+    from tuner.storage.backends import build_storage
 
     print(f"\n== embedded storages: {n} no-op trials x {reports} reports in total, ms/trial (wall)")
     for procs in (1, 2):

@@ -64,7 +64,7 @@ def doc(name: str, source: str, seed: int, trials: int, epochs: int, arm: str) -
 
 def run_arm(base: Path, source: str, seed: int, trials: int, epochs: int, arm: str) -> tuple[float, int]:
     from tuner.config import validate_config
-    from tuner.runner import run_study
+    from tuner.run.runner import run_study
 
     cfg = validate_config(doc(f"{arm}-{seed}", source, seed, trials, epochs, arm), base, f"{arm}.yaml")
     summary = run_study(cfg, say=lambda s: None, live=False)
@@ -80,7 +80,7 @@ def run_recipe(base: Path, source: str, seed: int, epochs: int) -> tuple[float, 
     from objectives.metrics import score
     from objectives.training import predict_proba
     from tuner.config import validate_config
-    from tuner.runner import prepare
+    from tuner.run.runner import prepare
 
     cfg = validate_config(doc(f"recipe-{seed}", source, seed, 1, epochs, "random"), base, "r.yaml")
     prep = prepare(cfg)

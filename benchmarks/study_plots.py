@@ -1,7 +1,7 @@
 """What the study plots cost at the end of `run_study` (issue #7), by study size.
 
 Fills in-memory studies (ask/tell, no training) of N trials with fold-by-fold curves,
-then times each figure of ``tuner.plots.study_figures`` plus the PNG encoding, against
+then times each figure of ``tuner.views.plots.study_figures`` plus the PNG encoding, against
 a baseline measured in the same run: one plain matplotlib line plot of the same size
 saved as PNG. The machine may be shared and noisy: read the ratios.
 
@@ -17,7 +17,7 @@ import warnings
 
 import optuna
 
-from tuner.plots import _plt, figure_png, learning_curves_figure
+from tuner.views.plots import _plt, figure_png, learning_curves_figure
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore")

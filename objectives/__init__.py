@@ -1,5 +1,9 @@
 """What is trained: datasets and splits, model families, the training loop, the
-divergence guard and the cross-validated objective."""
+divergence guard, plug-ins and the cross-validated objective.
+
+May import ``tuner.config`` (the study's settings, plug-in loading), ``search_spaces``,
+``tuner.errors`` and ``tuner.secrets``. Never storage, MLflow, tracking or the views:
+the objective receives what it needs and returns a score or raises ``TrialPruned``."""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ __all__ = [
     "Dataset",
     "DivergenceGuard",
     "Diverged",
-    "HParams",
     "Splits",
     "load_dataset",
     "make_splits",
@@ -20,18 +23,18 @@ def __getattr__(name: str):  # lazy: keep torch off import paths that do not tra
         from objectives.cv import CrossValidatedObjective
 
         return CrossValidatedObjective
-    if name in ("Dataset", "load_dataset"):
-        import objectives.data as d
+    if name == "Dataset":
+        from objectives.dataset import Dataset
 
-        return getattr(d, name)
+        return Dataset
+    if name == "load_dataset":
+        from objectives.data import load_dataset
+
+        return load_dataset
     if name in ("DivergenceGuard", "Diverged"):
         import objectives.guard as g
 
         return getattr(g, name)
-    if name == "HParams":
-        from objectives.params import HParams
-
-        return HParams
     if name in ("Splits", "make_splits"):
         import objectives.splits as s
 

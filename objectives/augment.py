@@ -18,22 +18,15 @@ batched on the device, instead of a Python loop over images.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["AUGMENT_PARAMS", "Augment", "augment_params", "check_augment", "make_augmenter"]
+from search_spaces.params import AUGMENT_PARAMS, PREFIX
 
-PREFIX = "augment."
+__all__ = ["Augment", "make_augmenter"]
+
 GROUPS = 16
-# name → (low, high, low inclusive, meaning)
-AUGMENT_PARAMS: dict[str, tuple[float, float, bool, str]] = {
-    "augment.hflip": (0.0, 1.0, True, "a probability in [0, 1]"),
-    "augment.vflip": (0.0, 1.0, True, "a probability in [0, 1]"),
-    "augment.rotation": (0.0, 180.0, True, "degrees in [0, 180]"),
-    "augment.crop_scale": (0.0, 1.0, False, "an area fraction in (0, 1]; 1 means no crop"),
-    "augment.color_jitter": (0.0, 1.0, True, "a strength in [0, 1]"),
-}
 
 
 @dataclass(frozen=True)
@@ -54,30 +47,6 @@ class Augment:
     @property
     def active(self) -> bool:
         return any(getattr(self, f.name) != f.default for f in fields(self))
-
-
-def augment_params(names: Iterable[str]) -> list[str]:
-    """The names that start with ``augment.`` (known or not: check them with ``check_augment``)."""
-    return [n for n in names if n.startswith(PREFIX)]
-
-
-def check_augment(name: str, values: Iterable[Any]) -> str | None:
-    """A message when ``name`` is no augmentation parameter or a value is out of range."""
-    if name not in AUGMENT_PARAMS:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(AUGMENT_PARAMS), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        return (
-            f"search_space.{name} is not an augmentation parameter; {hint}known: {', '.join(AUGMENT_PARAMS)}"
-        )
-    low, high, inclusive, meaning = AUGMENT_PARAMS[name]
-    for v in values:
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool)
-        ok = ok and (v >= low if inclusive else v > low) and v <= high
-        if not ok:
-            return f"search_space.{name} must be {meaning}, got {v!r}"
-    return None
 
 
 def make_augmenter(

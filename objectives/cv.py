@@ -17,19 +17,22 @@ import statistics
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
 
-from objectives.data import Dataset
+from objectives.dataset import Dataset
 from objectives.fold import train_fold
 from objectives.guard import Diverged, DivergenceGuard
 from objectives.metrics import DIRECTION
 from objectives.models import ModelSpec, input_stats
-from objectives.params import HParams
 from objectives.splits import Splits
 from objectives.training import EpochRecord
+from search_spaces.params import HParams
+
+if TYPE_CHECKING:
+    from tuner.config import StudyConfig
 
 __all__ = [
     "CrossValidatedObjective",
@@ -77,7 +80,7 @@ class CrossValidatedObjective:
 
     def __init__(
         self,
-        config: Any,  # tuner.config.StudyConfig
+        config: StudyConfig,
         dataset: Dataset,
         splits: Splits,
         device: torch.device,
@@ -135,7 +138,7 @@ class CrossValidatedObjective:
         hp = HParams.resolve(params, cfg.training.batch_size)
         epochs = cfg.training.max_epochs
         guard = DivergenceGuard(cfg.divergence)
-        pruner = trial.study.pruner  # the configured one, through tuner.peers.FinishedPeers
+        pruner = trial.study.pruner  # the configured one, through tuner.run.peers.FinishedPeers
         pruner_name = getattr(pruner, "name", type(pruner).__name__)
         for k, (tr, va, _) in enumerate(self._folds):
             mean, std = self.fold_stats(k)
@@ -261,7 +264,7 @@ def paired_sd(others: list[list[float]], best: list[float]) -> float | None:
 
 
 def train_final(
-    config: Any, dataset: Dataset, rows: np.ndarray, params: dict[str, Any], device: torch.device,
+    config: StudyConfig, dataset: Dataset, rows: np.ndarray, params: dict[str, Any], device: torch.device,
     on_epoch: Callable[[EpochRecord], None] = lambda r: None,
 ) -> torch.nn.Module:
     """Refit: train ``params`` on ``rows`` (all non-test data) for ``max_epochs``."""

@@ -9,13 +9,16 @@ the trial's augmentation on training batches only, mixed precision per
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tuner.config import StudyConfig
 
 __all__ = ["train_fold"]
 
 
 def train_fold(
-    config: Any,
+    config: StudyConfig,
     spec: Any,
     params: dict[str, Any],
     hp: Any,

@@ -35,7 +35,10 @@ import statistics
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tuner.config import DivergenceConfig
 
 __all__ = ["Diverged", "DivergenceGuard", "EpochNorms"]
 
@@ -77,7 +80,7 @@ class EpochNorms:
 class DivergenceGuard:
     """Stateful per fold: call ``reset`` before each fold, ``observe`` after steps."""
 
-    config: Any  # tuner.config.DivergenceConfig
+    config: DivergenceConfig
     _first_norms: list[float] = field(default_factory=list)
     _first_losses: list[float] = field(default_factory=list)
     _norms: deque[float] = field(default_factory=deque)

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from objectives.dataset import Dataset
 from tuner.errors import DataError
 
 __all__ = ["TORCHVISION", "load_imagefolder", "load_torchvision", "parse_image_size"]
@@ -104,7 +105,6 @@ def load_imagefolder(
     from torch.utils.data import DataLoader
     from torchvision.datasets import DatasetFolder
 
-    from objectives.data import Dataset
 
     if not path.is_dir():
         raise DataError(
@@ -170,7 +170,6 @@ def load_torchvision(
     import torch
     import torchvision.datasets as tvd
 
-    from objectives.data import Dataset
 
     if name not in TORCHVISION:
         raise DataError(f"unknown torchvision dataset {name!r}; choose from {', '.join(TORCHVISION)}")

@@ -16,12 +16,14 @@ training data only, so the saved model carries its own preprocessing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from objectives.params import HParams
+from search_spaces.params import HParams
+from tuner.config.plugins import load_callable
 
 __all__ = ["ModelSpec", "Standardize", "build_model", "input_stats"]
 
@@ -143,6 +145,24 @@ def _resnet18(spec: ModelSpec, hp: HParams) -> list[nn.Module]:
 FAMILIES = {"mlp": _mlp, "cnn": _cnn, "resnet18": _resnet18}
 
 
+def build_factory_model(ref: str, params: dict[str, Any], shape: tuple[int, ...], n_classes: int) -> nn.Module:
+    """Call the model factory and check what it returns on a dummy batch."""
+    model = load_callable(ref, key="model.factory")(dict(params), tuple(shape), n_classes)
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model.factory {ref} returned {type(model).__name__}, not a torch.nn.Module")
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.zeros((2, *shape)))
+    model.train(was)
+    if tuple(out.shape) != (2, n_classes):
+        raise ValueError(
+            f"model.factory {ref}: the model maps a batch of 2 samples of shape {tuple(shape)} to "
+            f"{tuple(out.shape)}; it must return logits of shape (batch, {n_classes})"
+        )
+    return model
+
+
 def build_model(
     spec: ModelSpec,
     hp: HParams,
@@ -153,8 +173,6 @@ def build_model(
     """A fresh, randomly initialised model of ``spec.family`` for ``hp`` (or the
     ``model.factory`` plug-in's model for the trial's ``params``)."""
     if spec.factory:
-        from objectives.plugins import build_factory_model
-
         user = build_factory_model(spec.factory, params or {}, spec.sample_shape, spec.n_classes)
         return nn.Sequential(Standardize(mean, std), user)
     body = FAMILIES[spec.family](spec, hp)

@@ -30,64 +30,13 @@ MLflow and Optuna's pruner (``reporter.epoch``), which may raise
 
 from __future__ import annotations
 
-import importlib
-import re
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-__all__ = ["FoldData", "Reporter", "build_factory_model", "load_callable", "run_objective"]
+from tuner.config.plugins import load_callable
 
-REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-_cache: dict[str, Callable[..., Any]] = {}
-
-
-def load_callable(ref: str, base_dir: Path | None = None, key: str = "plug-in") -> Callable[..., Any]:
-    """Import ``module:function``; raises ``ValueError`` naming ``key`` and the fix."""
-    if ref in _cache:
-        return _cache[ref]
-    if not REF.match(ref):
-        raise ValueError(f"{key} must look like package.module:function, got {ref!r}")
-    module_name, attr = ref.split(":")
-    if base_dir is not None and str(base_dir) not in sys.path:
-        sys.path.insert(0, str(base_dir))  # modules beside the study file
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        raise ValueError(
-            f"{key}: cannot import module {module_name!r} ({e}); put {module_name.replace('.', '/')}.py "
-            f"beside the study file or install it (pip install -e your package)"
-        ) from None
-    except Exception as e:
-        raise ValueError(f"{key}: importing {module_name!r} raised {type(e).__name__}: {e}") from None
-    fn = getattr(module, attr, None)
-    if not callable(fn):
-        raise ValueError(f"{key}: module {module_name!r} has no function {attr!r}")
-    _cache[ref] = fn
-    return fn
-
-
-def build_factory_model(ref: str, params: dict[str, Any], shape: tuple[int, ...], n_classes: int) -> Any:
-    """Call the model factory and check what it returns on a dummy batch."""
-    import torch
-
-    model = load_callable(ref, key="model.factory")(dict(params), tuple(shape), n_classes)
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model.factory {ref} returned {type(model).__name__}, not a torch.nn.Module")
-    was = model.training
-    model.eval()
-    with torch.no_grad():
-        out = model(torch.zeros((2, *shape)))
-    model.train(was)
-    if tuple(out.shape) != (2, n_classes):
-        raise ValueError(
-            f"model.factory {ref}: the model maps a batch of 2 samples of shape {tuple(shape)} to "
-            f"{tuple(out.shape)}; it must return logits of shape (batch, {n_classes})"
-        )
-    return model
-
+__all__ = ["FoldData", "Reporter", "run_objective"]
 
 @dataclass
 class FoldData:

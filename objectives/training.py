@@ -18,7 +18,7 @@ from torch import nn
 
 from objectives.guard import Diverged, DivergenceGuard, EpochNorms
 from objectives.metrics import score
-from objectives.params import HParams
+from search_spaces.params import HParams
 
 __all__ = ["EpochRecord", "fit", "predict_proba", "resolve_device"]
 

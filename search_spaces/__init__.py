@@ -1,4 +1,7 @@
-"""Search spaces: the YAML parameter model and the preset spaces shipped with tuner."""
+"""Search spaces: the YAML parameter model (``space``), the hyperparameters a space may
+name (``params``) and the preset spaces shipped with tuner (``presets/``).
+
+Imports nothing of tuner's: the study file's schema and the objectives build on it."""
 
 from __future__ import annotations
 

@@ -7,7 +7,10 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tuner.config import StudyConfig
 
 COMMANDS = ("run", "report", "best", "status", "ui", "schema", "init", "storage-proxy")
 
@@ -158,15 +161,15 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "init":
         return _init(Path(args.path))
     if args.command == "storage-proxy":
-        from tuner.proxy import serve
+        from tuner.storage.proxy import serve
 
         return serve(args.storage or os.environ.get("TUNER_STORAGE"), args.host, args.port)
     from tuner.config import load_config
 
     config = load_config(args.study, _overrides(args))
     if args.command == "run":
-        from tuner.report import render
-        from tuner.runner import run_study
+        from tuner.run.runner import run_study
+        from tuner.views.report import render
 
         if args.workers is not None or args.gpus is not None:
             code = _run_workers(args, config)
@@ -181,25 +184,25 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(render(summary))
         return 0
     if args.command == "ui":
-        from tuner.ui import serve_ui
+        from tuner.views.ui import serve_ui
 
         return serve_ui(config, host=args.host, port=args.port, dashboard=args.dashboard,
                         dashboard_only=args.dashboard_only, dashboard_port=args.dashboard_port,
                         debug=args.debug)
     study = _load_existing(config)
     if args.command == "status":
-        from tuner.status import render_status, study_status
+        from tuner.views.status import render_status, study_status
 
         status = study_status(config, study)
         print(json.dumps(status, indent=2, default=str) if args.json else render_status(status))
         return 0
-    from tuner.report import render, summarize
+    from tuner.views.report import render, summarize
 
     summary = summarize(config, study)
     if args.command == "report":
         print(json.dumps(summary, indent=2, default=str) if args.json else render(summary))
         if args.html:
-            from tuner.html_report import write_html
+            from tuner.views.html import write_html
 
             path = write_html(config, study, summary, args.html)
             print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
@@ -220,9 +223,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_workers(args: argparse.Namespace, config: Any) -> int:
-    """Start the local workers (see ``tuner.workers``); the caller refits after them."""
-    from tuner.workers import init_study, plan_workers, run_workers
+def _run_workers(args: argparse.Namespace, config: StudyConfig) -> int:
+    """Start the local workers (see ``tuner.run.workers``); the caller refits after them."""
+    from tuner.run.workers import init_study, plan_workers, run_workers
 
     plan = plan_workers(args.workers, args.gpus, threads=config.training.threads)
     base = [args.study]
@@ -242,11 +245,12 @@ def _run_workers(args: argparse.Namespace, config: Any) -> int:
     return code
 
 
-def _load_existing(config: Any) -> Any:
+def _load_existing(config: StudyConfig) -> Any:
     import optuna
 
     from tuner.errors import StorageError
-    from tuner.storage import build_storage, describe
+    from tuner.storage.backends import build_storage
+    from tuner.storage.urls import describe
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = build_storage(config.storage_url, create=False)

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, tiny_study
-from tuner.ui import die_with_parent
+from tuner.views.ui import die_with_parent
 
 TUNE = [sys.executable, "-m", "tuner.cli"]
 ENV = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONWARNINGS": "ignore"}

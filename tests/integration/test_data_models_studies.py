@@ -16,7 +16,7 @@ from PIL import Image
 
 from tests.conftest import REPO, tiny_study
 from tuner.config import load_config
-from tuner.runner import run_study
+from tuner.run.runner import run_study
 
 EXAMPLES = REPO / "examples" / "plugin"
 

@@ -16,7 +16,7 @@ import yaml
 from tests.conftest import tiny_study
 from tuner.config import load_config
 from tuner.errors import DataError
-from tuner.runner import run_study
+from tuner.run.runner import run_study
 
 
 def _digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

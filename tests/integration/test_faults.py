@@ -171,12 +171,12 @@ class _Outage:
         self.seen: set[int] = set()
         self.failed_calls = 0
         # The outage is staged on this process's MlflowClient: keep the trial runs' writes
-        # here too (tuner.writer's child process would not see the patch).
+        # here too (tuner.tracking.writer's child process would not see the patch).
         monkeypatch.setenv("TUNER_MLFLOW_WRITER", "inline")
         for name in self.METHODS:
             original = getattr(MlflowClient, name)
             monkeypatch.setattr(MlflowClient, name, self._wrap(name, original))
-        import tuner.resilience as r
+        import tuner.tracking.outage as r
 
         monkeypatch.setattr(r, "COOLDOWN", 0.0)  # try every write: the outage ends on cue
         monkeypatch.setattr(r, "BACKOFF", 0.0)
@@ -252,7 +252,7 @@ def test_disk_full_mid_study_is_a_clear_error_and_finished_trials_remain(tmp_pat
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
-    import tuner.progress
+    import tuner.views.progress
 
     _write(tmp_path, tiny_study(**{"budget.n_trials": 6, "training.max_epochs": 1}))
     db = str(tmp_path / "tiny.db")
@@ -266,13 +266,13 @@ def test_disk_full_mid_study_is_a_clear_error_and_finished_trials_remain(tmp_pat
         ):
             raise sqlite3.OperationalError("database or disk is full")
 
-    trial_done = tuner.progress.Progress.trial
+    trial_done = tuner.views.progress.Progress.trial
 
     def after_two(self, number, *args: Any, **kwargs: Any) -> None:
         trial_done(self, number, *args, **kwargs)
         full["on"] = full["on"] or number >= 1  # the disk fills up after trial 1
 
-    monkeypatch.setattr(tuner.progress.Progress, "trial", after_two)
+    monkeypatch.setattr(tuner.views.progress.Progress, "trial", after_two)
     event.listen(Engine, "before_cursor_execute", writes_fail)
     try:
         code, out, err = _tune(capsys, "study.yaml")

@@ -48,7 +48,7 @@ def _config(tmp_path: Path, **overrides: Any):
 
 def _objective(cfg, study: optuna.Study):
     from objectives.cv import CrossValidatedObjective, Reference
-    from tuner.runner import prepare
+    from tuner.run.runner import prepare
 
     prep = prepare(cfg)
 
@@ -84,7 +84,7 @@ DIVERGING = {
 @pytest.fixture(scope="module")
 def diverged(tmp_path_factory):
     """One lr=10 trial through the whole runner: SQLite storage, MLflow SQLite store."""
-    from tuner.runner import run_study
+    from tuner.run.runner import run_study
 
     tmp = tmp_path_factory.mktemp("diverge")
     path = tmp / "study.yaml"

@@ -23,8 +23,10 @@ import pytest
 from tests.conftest import tiny_study
 from tuner.config import validate_config
 from tuner.errors import StorageError
-from tuner.storage import build_storage, describe, supports_heartbeat
-from tuner.study import Budget, budget_counts, count_finished, open_study
+from tuner.run.budget import Budget, budget_counts, count_finished
+from tuner.run.study import open_study
+from tuner.storage.backends import build_storage
+from tuner.storage.urls import describe, supports_heartbeat
 
 PG = "postgresql://postgres@127.0.0.1:5432"
 REDIS = "redis://127.0.0.1:6379/0"
@@ -241,7 +243,7 @@ def test_budget_stops_waiting_at_the_deadline(tmp_path: Path) -> None:
 
 def test_run_study_replaces_failed_trials_to_reach_the_budget(tmp_path: Path) -> None:
     """Failed trials do not count: a study with a failure still ends with n_trials finished."""
-    from tuner.runner import run_study
+    from tuner.run.runner import run_study
 
     url = f"sqlite:///{tmp_path / 'f.db'}"
     config = _config(tmp_path, url, **{"budget.n_trials": 3})
@@ -269,7 +271,7 @@ def test_a_trial_started_past_the_budget_is_surplus_and_trains_nothing(
 ) -> None:
     """Two workers that pass the budget check at the same instant both create a trial;
     the later-numbered one fails as surplus before training or logging anything."""
-    from tuner.runner import prepare, run_study
+    from tuner.run.runner import prepare, run_study
 
     url = f"sqlite:///{tmp_path / 's.db'}"
     config = _config(tmp_path, url, **{"budget.n_trials": 1})
@@ -301,7 +303,7 @@ def _with_deadline(init: Any) -> Any:
 
 
 def test_run_study_resumes_to_the_budget(storage_url: str, tmp_path: Path) -> None:
-    from tuner.runner import run_study
+    from tuner.run.runner import run_study
 
     config = _config(tmp_path, storage_url, **{"budget.n_trials": 1})
     run_study(config, refit=False, say=lambda s: None, live=False)

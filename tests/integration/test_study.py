@@ -9,8 +9,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tuner.config import load_config
-from tuner.lockbox import LOCKBOX_ATTR
-from tuner.runner import run_study
+from tuner.run.runner import run_study
+from tuner.storage.records import LOCKBOX_ATTR
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,10 @@ import yaml
 
 from tests.conftest import tiny_study
 from tuner.config import load_config
-from tuner.html_report import render_html
-from tuner.plots import STUDY_PLOTS, log_study_plots, study_figures
-from tuner.report import summarize
-from tuner.status import render_status, study_status
+from tuner.views.html import render_html
+from tuner.views.plots import STUDY_PLOTS, log_study_plots, study_figures
+from tuner.views.report import summarize
+from tuner.views.status import render_status, study_status
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 EPOCHS = 3
@@ -63,7 +63,7 @@ def study_file(tmp_path: Path) -> Path:
 
 
 def _open(config) -> optuna.Study:
-    from tuner.storage import build_storage
+    from tuner.storage.backends import build_storage
 
     return optuna.create_study(
         study_name=config.name,
@@ -150,7 +150,7 @@ def test_study_figures_and_their_limits():
 
 
 def test_plots_land_on_the_parent_run(tmp_path):
-    from tuner.tracking import Tracker
+    from tuner.tracking.tracker import Tracker
 
     study = optuna.create_study(direction="maximize")
     _fill(study, 7)

@@ -1,4 +1,4 @@
-"""Trial runs written by the MLflow writer process (``tuner.writer``).
+"""Trial runs written by the MLflow writer process (``tuner.tracking.writer``).
 
 Real studies (tiny MLPs on digits) with a real MLflow SQLite store in tmp_path:
 the runs the child writes are the runs the inline path wrote, the child is gone
@@ -47,16 +47,16 @@ def _trials(tmp_path: Path) -> list[optuna.trial.FrozenTrial]:
 
 def _spy(monkeypatch: Any) -> list[Any]:
     """Record each Writer the study starts."""
-    import tuner.writer
+    import tuner.tracking.writer
 
     made: list[Any] = []
-    original = tuner.writer.Writer.__init__
+    original = tuner.tracking.writer.Writer.__init__
 
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
         made.append(self)
 
-    monkeypatch.setattr(tuner.writer.Writer, "__init__", init)
+    monkeypatch.setattr(tuner.tracking.writer.Writer, "__init__", init)
     return made
 
 
@@ -92,11 +92,11 @@ def test_inline_mode_starts_no_process(tmp_path, monkeypatch, capsys):
 
 
 def test_a_writer_that_dies_costs_no_trial_and_is_reported(tmp_path, monkeypatch, capsys):
-    import tuner.progress
+    import tuner.views.progress
 
     _setup(tmp_path, monkeypatch, **{"budget.n_trials": 4, "training.max_epochs": 1})
     made = _spy(monkeypatch)
-    trial_done = tuner.progress.Progress.trial
+    trial_done = tuner.views.progress.Progress.trial
 
     def kill_after_first(self: Any, number: int, *args: Any, **kwargs: Any) -> None:
         trial_done(self, number, *args, **kwargs)
@@ -104,7 +104,7 @@ def test_a_writer_that_dies_costs_no_trial_and_is_reported(tmp_path, monkeypatch
             made[0].proc.kill()
             made[0].proc.wait()
 
-    monkeypatch.setattr(tuner.progress.Progress, "trial", kill_after_first)
+    monkeypatch.setattr(tuner.views.progress.Progress, "trial", kill_after_first)
     assert main(["study.yaml", "--no-refit"]) == 0
     out = capsys.readouterr().out
     assert [t.state.name for t in _trials(tmp_path)] == ["COMPLETE"] * 4  # nothing lost

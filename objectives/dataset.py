@@ -1,0 +1,42 @@
+"""A loaded dataset: features and integer labels in memory, with its fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["Dataset"]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Features and labels in memory, plus what a model needs to know of them."""
+
+    X: np.ndarray  # float32, (N, F) or (N, C, H, W)
+    y: np.ndarray  # int64 in 0..C-1
+    classes: list[str]
+    source: str
+    feature_names: list[str] = field(default_factory=list)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def is_image(self) -> bool:
+        return self.X.ndim == 4
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.X.shape[1:])
+
+    def fingerprint(self) -> str:
+        """A hash of the features, labels and class names (what the splits depend on)."""
+        h = hashlib.sha256()
+        h.update(str(self.X.shape).encode())
+        h.update(np.ascontiguousarray(self.X).tobytes())
+        h.update(np.ascontiguousarray(self.y).tobytes())
+        h.update("\x00".join(self.classes).encode())
+        return h.hexdigest()[:16]

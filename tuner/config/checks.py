@@ -1,0 +1,75 @@
+"""Load-time checks for image data, augmentation, resnet18 and plug-ins.
+
+Called by ``StudyConfig``'s cross-field validator before any data is read. Returns
+the search-space names it vouches for (``augment.*``, and with a plug-in the names
+only the plug-in reads) and the first problem as a message naming the key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from search_spaces.params import KNOWN_PARAMS, augment_params, check_augment
+from tuner.config.plugins import load_callable
+
+__all__ = ["NOT_FOR_RESNET", "check_extensions"]
+
+# Parameters the mlp/cnn builders read but resnet18's fixed architecture does not.
+NOT_FOR_RESNET = ("batchnorm", "width", "depth", "activation")
+
+
+def _values(spec: Any) -> list[Any]:
+    rng = spec.float_ if spec.float_ is not None else spec.int_
+    return list(rng) if rng is not None else list(spec.choices() or ())
+
+
+def check_extensions(config: Any) -> tuple[set[str], str | None]:
+    """``(handled names, problem or None)`` for ``config`` (a ``StudyConfig``)."""
+    space = config.search_space
+    names = space.names
+    handled: set[str] = set()
+    image = config.data.is_image
+    family = config.model.family
+    plugin_model = config.model.factory
+    plugin_objective = config.objective.function
+
+    for name in augment_params(names):
+        handled.add(name)
+        problem = check_augment(name, _values(space.params[name]))
+        if problem:
+            return handled, problem
+        if image is False:
+            return handled, (
+                f"search_space.{name} augments images, but data.source {config.data.source} is a "
+                "table; remove the augment.* parameters"
+            )
+    if family in ("cnn", "resnet18") and not plugin_model and image is False:
+        return handled, (
+            f"model.family {family} needs images, but data.source {config.data.source} is a "
+            "table: use model.family: mlp"
+        )
+    if family == "resnet18" and not plugin_model and not plugin_objective:
+        for name in NOT_FOR_RESNET:
+            if name in names:
+                return handled, (
+                    f"search_space.{name} does not apply to model.family resnet18: its "
+                    "architecture is torchvision's (batch norm after every convolution, fixed "
+                    f"width, depth and ReLU), so searching {name} would do nothing; remove it "
+                    "(dropout, lr, weight_decay, optimizer, ... and augment.* apply)"
+                )
+    if plugin_objective:
+        if plugin_model or "family" in config.model.model_fields_set:
+            return handled, (
+                "objective.function builds and trains its own model, so model.family / "
+                "model.factory would be ignored; remove the model section"
+            )
+    if plugin_model or plugin_objective:
+        # the plug-in receives every parameter; tuner cannot know which ones it reads
+        handled.update(n for n in names if n not in KNOWN_PARAMS)
+        for key, ref in (("model.factory", plugin_model), ("objective.function", plugin_objective)):
+            if ref:
+                try:
+                    load_callable(ref, config.base_dir, key)
+                except ValueError as e:
+                    return handled, str(e)
+    return handled, None

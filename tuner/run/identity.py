@@ -1,0 +1,41 @@
+"""Who a worker is: its name on each trial (``host:pid``), its rank, and the sampler
+seed offset that keeps workers from sampling the same points."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from tuner.errors import ConfigError
+
+__all__ = ["resolve_rank", "unnamed_worker_offset", "worker_name"]
+
+
+def worker_name(pid: int | None = None) -> str:
+    """``host:pid``, recorded on each trial (``tuner.run.workers`` finds its dead workers' trials)."""
+    return f"{socket.gethostname()}:{pid or os.getpid()}"
+
+
+def resolve_rank(explicit: int | None) -> int | None:
+    """This worker's rank: ``--workers`` gives it; else ``$TUNER_WORKER_RANK``, else a
+    Kubernetes indexed Job's ``$JOB_COMPLETION_INDEX``; None when nothing names it.
+
+    Raises:
+        ConfigError: for a rank that is not a non-negative integer.
+    """
+    if explicit is not None:
+        return explicit
+    for var in ("TUNER_WORKER_RANK", "JOB_COMPLETION_INDEX"):
+        value = os.environ.get(var)
+        if value is not None and value.strip():
+            if not value.strip().isdigit():
+                raise ConfigError(f"${var} must be a non-negative integer (the worker's rank), got {value!r}")
+            return int(value)
+    return None
+
+
+def unnamed_worker_offset(worker_name: str) -> int:
+    """A seed offset for a worker without a rank, stable for its ``host:pid``."""
+    import zlib
+
+    return 1_000 + zlib.crc32(worker_name.encode()) % 1_000_000

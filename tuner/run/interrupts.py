@@ -1,0 +1,73 @@
+"""Ctrl-C and SIGTERM during a search, raised only where a trial can still close
+cleanly; and Optuna's log kept quiet about surplus trials."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Iterator
+from typing import Any
+
+__all__ = ["Interrupted", "Interrupts", "quiet_surplus"]
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so both close the study cleanly."""
+
+
+class Interrupts:
+    """Ctrl-C and SIGTERM during the search, raised only where that is safe.
+
+    Inside training and the budget wait they raise at once. Elsewhere (Optuna creating
+    or telling a trial, MLflow opening or closing its run) they are held until the next
+    of those points, the next trial's start or the end of the trial's callback: an
+    interrupt raised inside Optuna's own bookkeeping left a trial RUNNING that no one
+    would ever finish.
+    """
+
+    def __init__(self) -> None:
+        self.pending = False
+        self.safe = False
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.safe:
+            raise Interrupted()
+        self.pending = True
+
+    def check(self) -> None:
+        if self.pending:
+            raise Interrupted()
+
+    @contextlib.contextmanager
+    def allowed(self) -> Iterator[None]:
+        self.check()
+        self.safe = True
+        try:
+            yield
+        finally:
+            self.safe = False
+
+    def install(self) -> Callable[[], None]:
+        """Handle SIGINT and SIGTERM; returns what puts the previous handlers back."""
+        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+
+        def restore() -> None:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+        return restore
+
+
+@contextlib.contextmanager
+def quiet_surplus() -> Iterator[None]:
+    """Keep Optuna from logging a surplus trial (see ``Budget.claim``) as a failure."""
+    def keep(record: logging.LogRecord) -> bool:
+        return "BudgetReached" not in record.getMessage()
+
+    logger = logging.getLogger("optuna")
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)

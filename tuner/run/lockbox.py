@@ -1,0 +1,199 @@
+"""The test-set lockbox: the held-out split is scored once, for the refit of the
+best configuration, and every scoring is recorded on the study.
+
+Scoring it again for a *different* selection (say, after more trials found a new
+best) is allowed but loud, and counted: choosing among configurations by their
+test score is exactly the tuning-on-the-test-set mistake the split exists to stop.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tuner.storage.records import LOCKBOX_ATTR, scorings
+
+if TYPE_CHECKING:
+    from tuner.config import StudyConfig
+
+__all__ = ["LOCKBOX_ATTR", "score_best", "scorings"]
+
+ALL_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss")
+
+
+def score_best(
+    config: StudyConfig,
+    dataset: Any,
+    splits: Any,
+    study: Any,
+    tracker: Any,
+    device: Any,
+    split_fp: str,
+    say: Any = print,
+) -> dict[str, Any]:
+    """Refit the best trial's params on all non-test rows and score the test split.
+
+    Returns the scoring record (the existing one when this selection was scored).
+    """
+    from objectives.cv import train_final
+    from objectives.metrics import score
+    from objectives.training import predict_proba
+
+    best = study.best_trial
+    history = scorings(study)
+    for entry in history:
+        if entry["trial_number"] == best.number and entry.get("split_fingerprint") == split_fp:
+            return {**entry, "reused": True}
+    if history:
+        say(
+            f"WARNING: the held-out test split was already scored {len(history)} time(s) "
+            f"(for trial #{history[-1]['trial_number']}); scoring it again for trial #{best.number}. "
+            "Each extra look makes the test score more optimistic: report the first one, or "
+            "fence off fresh test data."
+        )
+    started = time.perf_counter()
+    refit_id = None
+    if tracker.enabled:
+        refit_id = tracker.start_refit(best.number, best.params)
+    try:
+        model = train_final(config, dataset, splits.trainval, dict(best.params), device)
+        import torch
+
+        X_test = torch.as_tensor(dataset.X[splits.test], device=device)
+        y_test = dataset.y[splits.test]
+        proba = predict_proba(model, X_test)
+        metrics = {m: score(m, y_test, proba) for m in ALL_METRICS}
+        from sklearn.metrics import confusion_matrix
+
+        cm = confusion_matrix(y_test, proba.argmax(axis=1), labels=np.arange(dataset.n_classes))
+        entry = {
+            "trial_number": best.number,
+            "params": dict(best.params),
+            "metric": config.objective.metric,
+            "score": metrics[config.objective.metric],
+            "metrics": metrics,
+            "cv_mean": best.user_attrs.get("cv_mean", best.value),
+            "cv_std": best.user_attrs.get("cv_std"),
+            "n_test": int(len(y_test)),
+            "scored_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "host": socket.gethostname(),
+            "user": _user(),
+            "split_fingerprint": split_fp,
+            "refit_seconds": round(time.perf_counter() - started, 2),
+            "mlflow_run_id": refit_id,
+        }
+        study.set_user_attr(LOCKBOX_ATTR, history + [entry])
+        if refit_id:
+            try:
+                _log_refit(tracker, refit_id, entry, cm, dataset, model, y_test, proba, config)
+            except Exception as e:  # the score is on the study already; tracking must not undo it
+                tracker.warn(f"the refit's MLflow run {refit_id} is incomplete: {e}")
+        return {**entry, "reused": False, "confusion_matrix": cm.tolist()}
+    except BaseException as e:
+        if refit_id:
+            status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
+            tracker.client.set_terminated(refit_id, status=status)
+        raise
+
+
+
+
+def _log_refit(
+    tracker: Any, run_id: str, entry: dict[str, Any], cm: np.ndarray, dataset: Any,
+    model: Any, y_test: np.ndarray, proba: np.ndarray, config: StudyConfig,
+) -> None:
+    from mlflow.entities import Metric, RunTag
+    from sklearn.metrics import classification_report
+
+    client = tracker.client
+    ts = int(time.time() * 1000)
+    metrics = [Metric(f"test_{k}", float(v), ts, 0) for k, v in entry["metrics"].items()]
+    if entry.get("cv_mean") is not None:
+        metrics.append(Metric(f"cv_{entry['metric']}", float(entry["cv_mean"]), ts, 0))
+        gap = entry["cv_mean"] - entry["score"]  # positive: cross-validation was optimistic
+        gap = -gap if config.direction == "minimize" else gap
+        metrics.append(Metric("validation_optimism", float(gap), ts, 0))
+    client.log_batch(run_id, metrics=metrics, tags=[RunTag("tuner.test_scored_at", entry["scored_at"])])
+    names = dataset.classes or [str(i) for i in range(dataset.n_classes)]
+    client.log_dict(run_id, {"labels": names, "matrix": cm.tolist()}, "confusion_matrix.json")
+    report = classification_report(
+        y_test, proba.argmax(axis=1), labels=np.arange(len(names)), target_names=names,
+        output_dict=True, zero_division=0,
+    )
+    client.log_dict(run_id, report, "classification_report.json")
+    client.log_text(run_id, json.dumps(entry, indent=2, default=str), "test_result.json")
+    try:
+        from tuner.views.plots import confusion_matrix_figure
+
+        fig = confusion_matrix_figure(cm, names)
+        client.log_figure(run_id, fig, "confusion_matrix.png")
+    except Exception as e:
+        tracker.warn(f"could not draw the confusion matrix: {e}")
+    if len(names) == 2:
+        try:
+            _log_pr_curve(client, run_id, y_test, proba[:, 1], names[1])
+        except Exception as e:
+            tracker.warn(f"could not draw the precision-recall curve: {e}")
+    if config.mlflow.log_model:
+        try:
+            _log_model(tracker, run_id, model, dataset)
+        except Exception as e:
+            tracker.warn(f"could not log the refit model to MLflow: {e}")
+    client.set_terminated(run_id, status="FINISHED")
+
+
+def _user() -> str:
+    """Who scored the test split (recorded with when and where)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return "unknown"
+
+
+def _log_pr_curve(client: Any, run_id: str, y: np.ndarray, p1: np.ndarray, positive: str) -> None:
+    """Binary refits: the test split's precision-recall curve (PNG + JSON), by sklearn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import PrecisionRecallDisplay, average_precision_score, precision_recall_curve
+
+    precision, recall, thresholds = precision_recall_curve(y, p1, pos_label=1)
+    ap = float(average_precision_score(y, p1, pos_label=1))
+    client.log_dict(
+        run_id,
+        {"positive_class": positive, "average_precision": ap, "precision": precision.tolist(),
+         "recall": recall.tolist(), "thresholds": thresholds.tolist()},
+        "precision_recall_curve.json",
+    )
+    fig, ax = plt.subplots(figsize=(5, 4))
+    PrecisionRecallDisplay(precision=precision, recall=recall, average_precision=ap).plot(
+        ax=ax, name=f"positive: {positive}", plot_chance_level=False
+    )
+    ax.axhline(float(np.mean(y == 1)), ls="--", color="grey", label="chance (prevalence)")
+    ax.set_title("held-out test precision-recall")
+    ax.legend(loc="lower left")
+    client.log_figure(run_id, fig, "precision_recall_curve.png")
+    plt.close(fig)
+
+
+def _log_model(tracker: Any, run_id: str, model: Any, dataset: Any) -> None:
+    import mlflow
+    import mlflow.pytorch
+    import torch
+
+    mlflow.set_tracking_uri(tracker.uri)
+    example = dataset.X[:2]
+    with mlflow.start_run(run_id=run_id):
+        mlflow.pytorch.log_model(
+            model.cpu().eval(),
+            name="model",
+            input_example=example,
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+        )

@@ -1,0 +1,316 @@
+"""Run a study, as a list of named phases:
+
+1. ``prepare``: the data and the splits, checked (``tuner.run.prepare``);
+2. ``_claim_device``: torch threads, the device, mixed precision;
+3. ``_open_tracking``: the storage's folder checked, MLflow reached, the writer started;
+4. ``_open_study``: the storage, sampler and pruner; the study created or joined, with
+   its one MLflow parent run;
+5. ``_search``: the trials, to the global budget (or the timeout, or too many failures);
+6. ``_conclude``: the refit of the best configuration and the single scoring of the
+   held-out test split, the study's plots, its parent run closed, the summary.
+
+The order is the standard's: the config is already valid; the data and splits are
+made (and checked) before any storage, study or MLflow run exists.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tuner.errors import StorageError, TunerError
+from tuner.run.interrupts import Interrupted
+from tuner.run.prepare import Prepared, prepare
+
+if TYPE_CHECKING:
+    import optuna
+
+    from tuner.config import StudyConfig
+
+__all__ = ["Interrupted", "Prepared", "prepare", "run_study"]
+
+
+@dataclass
+class _Session:
+    """What the phases after ``prepare`` share."""
+
+    config: StudyConfig
+    prep: Prepared
+    device: Any
+    tracker: Any
+    storage: Any
+    study: optuna.Study
+    say: Callable[[str], None]
+
+
+def run_study(
+    config: StudyConfig,
+    *,
+    allow_changes: bool = False,
+    refit: bool = True,
+    say: Callable[[str], None] = print,
+    live: bool | None = None,
+    worker_rank: int | None = None,
+    threads: int | None = None,
+    optimize: bool = True,
+) -> dict[str, Any]:
+    """Run ``config``'s study to its budget (resuming it if it exists) and refit.
+
+    Args:
+        worker_rank: this worker's rank (``--workers``, ``$TUNER_WORKER_RANK``, or a
+            Kubernetes ``$JOB_COMPLETION_INDEX``); its sampler seed is ``seed + rank``
+            so workers do not sample the same points. Without one, a worker joining
+            an existing study mixes its ``host:pid`` into the seed instead.
+        threads: torch CPU threads (the worker's share of the cores) unless
+            ``training.threads`` is set.
+        optimize: False after local workers ran the trials: only refit.
+
+    Returns the study summary (see ``tuner.views.report.summarize``).
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    prep = prepare(config)
+    device = _claim_device(config, threads)
+    tracker = _open_tracking(config, optimize)
+    storage, study = _open_study(config, prep, tracker, say, allow_changes, worker_rank)
+    session = _Session(config, prep, device, tracker, storage, study, say)
+    _log_preflight(session)
+    _search(session, optimize, live)
+    return _conclude(session, refit)
+
+
+def _claim_device(config: StudyConfig, threads: int | None) -> Any:
+    """Torch's CPU threads and the training device; ``amp: true`` without CUDA fails
+    here, before any storage exists."""
+    import torch
+
+    from objectives.devices import resolve_amp
+    from objectives.training import resolve_device
+
+    torch.set_num_threads(config.training.threads or threads or max(1, (os.cpu_count() or 1)))
+    device = resolve_device(config.training.device)
+    resolve_amp(config.training.amp, device)
+    return device
+
+
+def _open_tracking(config: StudyConfig, optimize: bool) -> Any:
+    """The tracker, once the storage's folder is known to be writable (before MLflow
+    gets an experiment); it checks that MLflow is reachable before the study exists."""
+    from tuner.storage.writable import check_storage_writable
+    from tuner.tracking.tracker import open_tracker
+
+    check_storage_writable(config.storage_url)
+    tracker = open_tracker(config)
+    if optimize:
+        tracker.start_writer()  # warms up (imports MLflow) while the study is set up
+    return tracker
+
+
+def _open_study(
+    config: StudyConfig, prep: Prepared, tracker: Any, say: Callable[[str], None],
+    allow_changes: bool, worker_rank: int | None,
+) -> tuple[Any, optuna.Study]:
+    """Build the storage, sampler and pruner; create or join the study and its one
+    MLflow parent run; close the trial runs that dead workers left open."""
+    import optuna
+
+    from tuner.config.registry import build_pruner, build_sampler
+    from tuner.run.identity import resolve_rank, unnamed_worker_offset, worker_name
+    from tuner.run.study import open_study, shared_parent_run
+    from tuner.storage.backends import build_storage
+    from tuner.storage.urls import describe
+    from tuner.tracking.params import study_params
+
+    storage = build_storage(config.storage_url)
+    sampler_args = dict(config.sampler.args)
+    if "seed" in _init_args(config.sampler.name):
+        sampler_args = {"seed": config.seed, **sampler_args}
+    rank = resolve_rank(worker_rank)
+    if rank and sampler_args.get("seed") is not None:
+        sampler_args["seed"] = int(sampler_args["seed"]) + rank
+    sampler = build_sampler(config.sampler.name, sampler_args)
+    pruner = build_pruner(config.pruner.name, config.pruner.args) if config.pruner else optuna.pruners.NopPruner()
+    if config.pruner and config.fold_pruning.pruner_peers == "finished":
+        from tuner.run.peers import FinishedPeers
+
+        pruner = FinishedPeers(pruner)
+    study, created = open_study(
+        config, storage, split_fp=prep.split_fp, sampler=sampler, pruner=pruner,
+        allow_changes=allow_changes,
+    )
+    if rank is None and not created and sampler_args.get("seed") is not None:
+        # Joined without a rank: another worker may hold the same seed right now.
+        sampler_args["seed"] = int(sampler_args["seed"]) + unnamed_worker_offset(worker_name())
+        study.sampler = build_sampler(config.sampler.name, sampler_args)
+    say(f"{'created' if created else 'resuming'} study {config.name!r} in {describe(config.storage_url)}")
+    shared_parent_run(
+        study, tracker, created, study_params(config), {"tuner.split_fingerprint": prep.split_fp}
+    )
+    tracker.close_orphans(study.get_trials(deepcopy=False))
+    return storage, study
+
+
+def _log_preflight(session: _Session) -> None:
+    """The pre-flight warnings, printed and logged on the study's parent run."""
+    from tuner.run.preflight import log_warnings
+
+    for w in session.prep.warnings:
+        session.say(f"pre-flight warning: {w}")
+    log_warnings(session.tracker, list(session.prep.warnings))
+
+
+def _search(session: _Session, optimize: bool, live: bool | None) -> None:
+    """Run trials until the study's budget is reached (or the timeout, or too many
+    failures in a row); an interrupt closes the study cleanly and is raised again."""
+    import numpy as np
+
+    from objectives.cv import CrossValidatedObjective
+    from tuner.run.budget import Budget
+    from tuner.run.identity import worker_name
+    from tuner.run.interrupts import Interrupts
+    from tuner.run.trial import AfterTrial, TrialFunction, best_reference
+    from tuner.views.diagnose import chance_level
+    from tuner.views.progress import Progress
+
+    config, prep, study = session.config, session.prep, session.study
+    metric = config.objective.metric
+    chance = chance_level(
+        metric, np.bincount(prep.dataset.y[prep.splits.trainval], minlength=prep.dataset.n_classes)
+    )
+    objective = CrossValidatedObjective(
+        config, prep.dataset, prep.splits, session.device, lambda: best_reference(study)
+    )
+    total = config.budget.n_trials
+    deadline = time.monotonic() + config.budget.timeout if config.budget.timeout else None
+    budget = Budget(study, session.storage, total, session.tracker, deadline=deadline)
+    progress = Progress(total, budget.finished(), metric, live=live)
+    interrupts = Interrupts()
+    trial_fn = TrialFunction(config, objective, session.tracker, budget, interrupts, chance, worker_name())
+    after = AfterTrial(config, budget, progress, interrupts, session.say)
+    interrupted = _optimize(session, optimize, budget, progress, interrupts, trial_fn, after)
+    if interrupted:
+        _close(session, "KILLED")
+        session.say(
+            f"interrupted after {budget.finished()}/{total} finished trials; run the same command to resume"
+        )
+        raise KeyboardInterrupt
+    if after.stop_reason:
+        _close(session, "FAILED")
+        raise TunerError(after.stop_reason)
+
+
+def _optimize(
+    session: _Session, optimize: bool, budget: Any, progress: Any, interrupts: Any,
+    trial_fn: Any, after: Any,
+) -> bool:
+    """``study.optimize`` under tuner's signal handlers; True when interrupted.
+
+    Raises:
+        StorageError: when the storage stopped accepting writes (disk full, database gone).
+    """
+    import optuna
+
+    from tuner.run.interrupts import quiet_surplus
+    from tuner.run.study import close_stale
+
+    study, config = session.study, session.config
+    restore = interrupts.install()
+    try:
+        # No n_trials: failed trials do not count, so the study runs until the budget's
+        # finished trials exist (or the timeout, or too many failures in a row).
+        with interrupts.allowed():
+            go = optimize and budget.wait_for_slot(after.waiting)
+        if go:
+            with quiet_surplus():
+                study.optimize(
+                    trial_fn, timeout=config.budget.timeout,
+                    callbacks=[after], catch=(Exception,), gc_after_trial=False,
+                )
+        interrupts.check()  # one that came after the last trial's callback
+        return False
+    except KeyboardInterrupt:
+        return True
+    except (optuna.exceptions.StorageInternalError, OSError) as e:
+        # Disk full, read-only file, database gone: the finished trials are committed.
+        restore()
+        progress.close()
+        _close(session, "FAILED")
+        raise _storage_failed(config, e) from None
+    finally:
+        restore()
+        progress.close()
+        # A worker killed meanwhile left its trial RUNNING: fail it once its heartbeat
+        # is stale (which enqueues its retry) and close its MLflow run.
+        close_stale(study, session.tracker)
+
+
+def _storage_failed(config: StudyConfig, e: BaseException) -> StorageError:
+    from tuner.secrets import mask_secrets
+    from tuner.storage.urls import describe
+
+    cause = e.__cause__ or e.__context__ or e
+    first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    return StorageError(
+        f"the study storage ({describe(config.storage_url)}) stopped accepting writes: "
+        f"{mask_secrets(first)}. "
+        "Trials finished before this are kept; free disk space or fix the storage, then run "
+        "the same command to resume"
+    )
+
+
+def _close(session: _Session, status: str) -> None:
+    """End the study's parent run early (KILLED, FAILED) and say what tracking lost."""
+    session.tracker.close_parent(status)
+    for w in session.tracker.settle():
+        session.say(f"warning: {w}")
+
+
+def _conclude(session: _Session, refit: bool) -> dict[str, Any]:
+    """Refit the best configuration and score the test split once (when the budget is
+    reached), log the study's plots, close its parent run, and summarize it."""
+    import optuna
+
+    from tuner.run.budget import count_finished
+    from tuner.run.lockbox import score_best
+    from tuner.views.report import summarize
+
+    config, prep, study, tracker, say = (
+        session.config, session.prep, session.study, session.tracker, session.say
+    )
+    extra: dict[str, Any] = {}
+    finished = count_finished(study, session.storage)
+    has_complete = any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False))
+    if refit and has_complete and (finished >= config.budget.n_trials or config.budget.timeout):
+        try:
+            extra["test"] = score_best(
+                config, prep.dataset, prep.splits, study, tracker, session.device, prep.split_fp, say=say
+            )
+        except KeyboardInterrupt:
+            tracker.close_parent("KILLED")
+            raise
+    elif not has_complete:
+        say("no trial completed, so there is nothing to refit; the test split stays unscored")
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    if not running:
+        from tuner.views.plots import log_study_plots
+
+        plots = log_study_plots(tracker, study, config)  # PNGs on the parent run; never raises
+        if plots:  # so that `tune report` lists them without opening MLflow
+            study.set_user_attr("tuner_study_plots", plots)
+        tracker.close_parent("FINISHED")
+    tracker.settle()  # retries what an MLflow outage held back; warns of what is still missing
+    for w in tracker.warnings:
+        say(f"warning: {w}")
+    return summarize(config, study, extra=extra)
+
+
+def _init_args(sampler_name: str) -> list[str]:
+    import inspect
+
+    import optuna
+
+    return list(inspect.signature(getattr(optuna.samplers, sampler_name).__init__).parameters)

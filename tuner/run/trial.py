@@ -1,0 +1,142 @@
+"""One trial, as the search runs it: what Optuna calls for each trial (claim a budget
+slot, sample the space, train with cross-validation, record the diagnosis and close
+the trial's MLflow run) and what it calls after each (the progress line, failures in
+a row, waiting for a slot)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from tuner.run.budget import FINISHED, Budget, BudgetReached
+
+if TYPE_CHECKING:
+    import optuna
+
+    from objectives.cv import CrossValidatedObjective, Reference
+    from tuner.config import StudyConfig
+    from tuner.run.interrupts import Interrupts
+    from tuner.views.progress import Progress
+
+__all__ = ["AfterTrial", "TrialFunction", "best_reference"]
+
+
+def best_reference(study: optuna.Study) -> Reference | None:
+    """Fold pruning's reference: the best trial's fold scores and the spread of the
+    per-fold differences of the other finished trials from it (None before any)."""
+    from objectives.cv import Reference, paired_sd
+
+    try:
+        best = study.best_trial
+    except ValueError:
+        return None
+    scores = best.user_attrs.get("fold_scores")
+    if not scores:
+        return None
+    others = [
+        t.user_attrs.get("fold_scores") or []
+        for t in study.get_trials(deepcopy=False)
+        if t.state.name in FINISHED and t.number != best.number
+    ]
+    return Reference(best.number, list(scores), paired_sd(others, scores))
+
+
+class TrialFunction:
+    """What ``study.optimize`` calls for each trial."""
+
+    def __init__(
+        self, config: StudyConfig, objective: CrossValidatedObjective, tracker: Any,
+        budget: Budget, interrupts: Interrupts, chance: float, worker: str,
+    ) -> None:
+        self.config, self.objective, self.tracker = config, objective, tracker
+        self.budget, self.interrupts = budget, interrupts
+        self.chance, self.worker = chance, worker
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        import optuna
+
+        from tuner.views.diagnose import CurveRecorder, record_diagnosis
+
+        metric = self.config.objective.metric
+        self.interrupts.check()  # held since Optuna created this trial: it ends FAIL, cleanly
+        if not self.budget.claim(trial.number):
+            trial.set_user_attr("surplus", True)
+            raise BudgetReached(
+                "surplus: other workers claimed the rest of the budget first; nothing was trained"
+            )
+        params = self.config.search_space.suggest(trial)
+        trial.set_user_attr("worker", self.worker)
+        run = self.tracker.start_trial(
+            trial.number, params, metric, self.worker,
+            on_run_id=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id),
+        )
+        curves = CurveRecorder(run)  # keeps the curves for the trial's diagnosis
+        try:
+            with self.interrupts.allowed():
+                value = self.objective(trial, params, curves)
+        except optuna.TrialPruned:
+            record_diagnosis(trial, curves, metric, self.chance)
+            run.end("pruned", attrs=trial.user_attrs)
+            raise
+        except KeyboardInterrupt:
+            run.end("interrupted", attrs=trial.user_attrs)
+            raise
+        except Exception as e:
+            trial.set_user_attr("error", f"{type(e).__name__}: {e}"[:2000])
+            run.end("failed", attrs=trial.user_attrs, error=e)
+            raise
+        record_diagnosis(trial, curves, metric, self.chance)
+        run.end("complete", value=value, attrs=trial.user_attrs)
+        return value
+
+
+class AfterTrial:
+    """Optuna's callback after each trial: the progress line, a stop after too many
+    failures in a row (``stop_reason``), and the wait for a budget slot."""
+
+    def __init__(
+        self, config: StudyConfig, budget: Budget, progress: Progress, interrupts: Interrupts,
+        say: Callable[[str], None],
+    ) -> None:
+        self.config, self.budget, self.progress = config, budget, progress
+        self.interrupts, self.say = interrupts, say
+        self.failures = 0
+        self.stop_reason = ""
+
+    def waiting(self, finished: int, running: int) -> None:
+        self.say(
+            f"{finished}/{self.config.budget.n_trials} trials finished and {running} running on "
+            "other workers: waiting, in case one fails and must be replaced"
+        )
+
+    def __call__(self, st: optuna.Study, ft: optuna.trial.FrozenTrial) -> None:
+        self.interrupts.check()  # the trial is told: stop here rather than start another
+        if ft.user_attrs.get("surplus"):
+            st.stop()  # another worker took the last slot; nothing ran
+            return
+        counts = self.budget.counts()
+        try:
+            best = st.best_value
+        except ValueError:
+            best = None
+        state = {"COMPLETE": "complete", "PRUNED": "pruned"}.get(ft.state.name, "failed")
+        note = ft.user_attrs.get("pruned_reason") or ft.user_attrs.get("error") or ""
+        self.progress.trial(ft.number, state, ft.value, best, counts[0], note=_clip(note, 200))
+        self.failures = self.failures + 1 if state == "failed" else 0
+        if self.failures >= self.config.budget.max_consecutive_failures:
+            self.stop_reason = (
+                f"{self.failures} trials in a row failed (last: {note}); stopping rather than "
+                "burning the budget. Fix the error, then re-run to resume"
+            )
+            st.stop()
+        else:
+            with self.interrupts.allowed():
+                if not self.budget.wait_for_slot(self.waiting, counts):
+                    st.stop()
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` cut at a word boundary with an ellipsis, for one progress line."""
+    if len(text) <= limit:
+        return text
+    return text[: text.rfind(" ", 0, limit - 1)].rstrip(" ,;(") + " …"

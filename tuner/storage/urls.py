@@ -1,0 +1,54 @@
+"""Study storage URLs: which schemes tuner opens, how relative file paths resolve,
+and how a storage is named in messages (never with its password)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+from tuner.secrets import mask_url
+
+__all__ = ["SCHEMES", "check_scheme", "describe", "resolve_url", "scheme", "supports_heartbeat"]
+
+SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2", "mysql", "mysql+pymysql", "journal",
+           "redis", "rediss", "grpc")
+
+
+def scheme(url: str) -> str:
+    """The URL's scheme, lower-case (``postgresql+psycopg2``); empty when it has none."""
+    return url.split(":", 1)[0].lower() if ":" in url else ""
+
+
+def check_scheme(url: str) -> None:
+    """Raise ``ValueError`` for a storage URL tuner cannot open (password masked)."""
+    if scheme(url) not in SCHEMES:
+        raise ValueError(
+            f"unsupported storage URL {mask_url(url)!r}: use sqlite:///FILE.db, "
+            "postgresql://USER@HOST/DB, journal:///FILE.log, redis://HOST:PORT/DB or grpc://HOST:PORT"
+        )
+
+
+def resolve_url(url: str, base_dir: Path) -> str:
+    """Make file-backed URLs absolute relative to ``base_dir``."""
+    for prefix in ("sqlite:///", "journal:///"):
+        if url.startswith(prefix):
+            rest = url[len(prefix):]
+            if rest and not rest.startswith("/") and rest != ":memory:":
+                return prefix + str((base_dir / rest).resolve())
+    return url
+
+
+def supports_heartbeat(url: str) -> bool:
+    """Whether a killed worker's trial is detected and retried on this storage."""
+    return scheme(url) in ("sqlite", "postgresql", "postgresql+psycopg2", "mysql", "mysql+pymysql")
+
+
+def describe(url: str) -> str:
+    """A short, password-free description of the storage for messages."""
+    kind = scheme(url)
+    if kind in ("sqlite", "journal"):
+        return f"{kind} file {url.split(':///', 1)[-1]}"
+    parsed = urlparse(url)
+    host = parsed.hostname or "localhost"
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{kind} at {host}{port}{parsed.path if kind != 'grpc' else ''}"

@@ -1,0 +1,81 @@
+"""The MLflow writer process (``python -m tuner.tracking.writer_process FD``): reads
+each trial run's writes from the study process's pipe and makes them with the same
+``Tracker`` code, retries and outage handling as the inline path (see
+``tuner.tracking.writer`` for why a process)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from multiprocessing.connection import Connection
+from typing import Any
+
+from tuner.tracking.tracker import Tracker
+
+__all__ = ["main"]
+
+
+def _serve(conn: Connection) -> None:
+    msg = conn.recv()
+    _, uri, experiment, study_name = msg
+    tracker = Tracker(uri, experiment, study_name)  # inline: main() set TUNER_MLFLOW_WRITER
+    runs: dict[int, Any] = {}
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            break  # the study process is gone: everything it sent has been written
+        op = msg[0]
+        if op == "start":
+            _, number, params, metric, worker, tracker.parent_id, started = msg
+            # the run's start and end are the trial's, not the moments this process got to them
+            runs[number] = tracker.start_trial(number, params, metric, worker, started_ms=started)
+            _reply(conn, ("run_id", number, runs[number].run_id))
+        elif op == "metrics":
+            run = runs.get(msg[1])
+            if run is not None:
+                run.add_metrics(msg[2])
+        elif op == "fold_done":
+            run = runs.get(msg[1])
+            if run is not None:
+                made = run.run_id
+                run.fold_done(msg[2], msg[3])
+                if made is None and run.run_id is not None:  # made late, after an outage
+                    _reply(conn, ("run_id", msg[1], run.run_id))
+        elif op == "end":
+            _, number, state, value, attrs, tb, ended = msg
+            run = runs.pop(number, None)
+            if run is not None:
+                run.end(state, value=value, attrs=attrs, traceback_text=tb, ended_ms=ended)
+        elif op == "flush":
+            incomplete = tracker.outage.settle()
+            _reply(conn, ("flushed", dict(incomplete), tracker.outage.last_error))
+        elif op == "close":
+            break
+    tracker.outage.settle()
+
+
+def _reply(conn: Connection, message: Any) -> None:
+    try:
+        conn.send(message)
+    except (OSError, EOFError):
+        pass  # the study process is gone; the writes still go on
+
+
+def main(argv: list[str]) -> None:
+    # A Ctrl-C reaches the whole process group; the study process handles it and
+    # closes this pipe when it is done, which is when this process stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ["TUNER_MLFLOW_WRITER"] = "inline"
+    conn = Connection(int(argv[0]))
+    try:
+        _serve(conn)
+    finally:
+        conn.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
