@@ -115,63 +115,16 @@ def fit(
     """
     import time
 
-    device = X.device
-    use_amp = bool(amp is not None and amp.enabled)
-    scaler = torch.amp.GradScaler(device.type, enabled=use_amp and amp.scaler)
-    # Without AMP the step takes the plain path: a disabled autocast and GradScaler
-    # still cost 5-9% of a small model's CPU step.
-    autocast = (lambda: torch.autocast(device.type, dtype=amp.dtype)) if use_amp else nullcontext
     gen = torch.Generator(device="cpu").manual_seed(seed)
     torch.manual_seed(seed)
-    opt = _optimizer(model, hp)
-    weights = _class_weights(y, n_classes, hp.class_weight)
-    crit = nn.CrossEntropyLoss(
-        weight=None if weights is None else weights.to(device), label_smoothing=hp.label_smoothing
-    )
-    penalized = [p for n, p in model.named_parameters() if p.ndim > 1]  # weights, not biases/BN
-    params = [p for p in model.parameters() if p.requires_grad]
-    # On a GPU, reading a loss or norm is a host sync: check every N steps instead.
-    check_every = 1 if device.type == "cpu" else guard.config.check_every
-    eval_rows = torch.randperm(len(X), generator=gen)[:TRAIN_EVAL_CAP].to(device)
+    loop = _Loop.build(model, hp, y, n_classes, guard, fold, amp, X.device)
+    eval_rows = torch.randperm(len(X), generator=gen)[:TRAIN_EVAL_CAP].to(X.device)
     guard.reset()
-    n, bs = len(X), min(hp.batch_size, len(X))
     for epoch in range(epochs):
         started = time.perf_counter()
         model.train()
-        norms = EpochNorms()
-        pending_loss: list[torch.Tensor] = []
-        pending_norm: list[torch.Tensor] = []
-        perm = torch.randperm(n, generator=gen).to(device)
-        for start in range(0, n, bs):
-            rows = perm[start : start + bs]
-            if len(rows) < 2 and start > 0:
-                break  # a batch of one breaks batch norm and adds nothing
-            xb = X[rows] if augment is None else augment(X[rows])
-            with autocast():
-                out = model(xb)
-                loss = crit(out.float(), y[rows])
-            if hp.l1 > 0:
-                loss = loss + hp.l1 * sum(p.abs().sum() for p in penalized)
-            opt.zero_grad(set_to_none=True)
-            if use_amp:
-                scaler.scale(loss).backward()
-                scaler.unscale_(opt)  # the guard and clipping see true norms
-            else:
-                loss.backward()
-            grads = [p.grad for p in params if p.grad is not None]
-            norm = torch.nn.utils.get_total_norm(grads)  # before clipping: the guard's view
-            pending_loss.append(loss.detach())
-            pending_norm.append(norm.detach())
-            if len(pending_loss) >= check_every:
-                _check(guard, pending_loss, pending_norm, norms, fold, epoch, scaler.is_enabled())
-            if hp.max_norm is not None:
-                torch.nn.utils.clip_grads_with_norm_(params, hp.max_norm, norm)
-            if use_amp:
-                scaler.step(opt)  # skips overflowed float16 steps
-                scaler.update()
-            else:
-                opt.step()
-        _check(guard, pending_loss, pending_norm, norms, fold, epoch, scaler.is_enabled())
+        perm = torch.randperm(len(X), generator=gen).to(X.device)
+        norms = loop.epoch(X, y, perm, epoch, augment)
         train_loss, train_score = _evaluate(model, X[eval_rows], y[eval_rows], metric)
         val_loss = val_score = None
         if X_val is not None and y_val is not None:
@@ -190,6 +143,88 @@ def fit(
             )
         )
     return model
+
+
+@dataclass
+class _Loop:
+    """One fold's optimizer, loss, mixed precision and guard: what every step uses."""
+
+    model: nn.Module
+    hp: HParams
+    opt: torch.optim.Optimizer
+    crit: nn.Module
+    scaler: torch.amp.GradScaler
+    autocast: Callable[[], Any]
+    use_amp: bool
+    penalized: list[torch.Tensor]
+    params: list[torch.Tensor]
+    check_every: int
+    guard: DivergenceGuard
+    fold: int
+
+    @classmethod
+    def build(
+        cls, model: nn.Module, hp: HParams, y: torch.Tensor, n_classes: int,
+        guard: DivergenceGuard, fold: int, amp: Any, device: torch.device,
+    ) -> _Loop:
+        use_amp = bool(amp is not None and amp.enabled)
+        scaler = torch.amp.GradScaler(device.type, enabled=use_amp and amp.scaler)
+        # Without AMP the step takes the plain path: a disabled autocast and GradScaler
+        # still cost 5-9% of a small model's CPU step.
+        autocast = (lambda: torch.autocast(device.type, dtype=amp.dtype)) if use_amp else nullcontext
+        opt = _optimizer(model, hp)
+        weights = _class_weights(y, n_classes, hp.class_weight)
+        crit = nn.CrossEntropyLoss(
+            weight=None if weights is None else weights.to(device), label_smoothing=hp.label_smoothing
+        )
+        penalized = [p for n, p in model.named_parameters() if p.ndim > 1]  # weights, not biases/BN
+        params = [p for p in model.parameters() if p.requires_grad]
+        # On a GPU, reading a loss or norm is a host sync: check every N steps instead.
+        check_every = 1 if device.type == "cpu" else guard.config.check_every
+        return cls(model, hp, opt, crit, scaler, autocast, use_amp, penalized, params, check_every, guard, fold)
+
+    def epoch(
+        self, X: torch.Tensor, y: torch.Tensor, perm: torch.Tensor, epoch: int,
+        augment: Callable[[torch.Tensor], torch.Tensor] | None,
+    ) -> EpochNorms:
+        """One pass over the shuffled training rows; the guard sees every step's
+        loss and gradient norm (before clipping)."""
+        hp, opt, scaler = self.hp, self.opt, self.scaler
+        norms = EpochNorms()
+        pending_loss: list[torch.Tensor] = []
+        pending_norm: list[torch.Tensor] = []
+        n, bs = len(X), min(hp.batch_size, len(X))
+        for start in range(0, n, bs):
+            rows = perm[start : start + bs]
+            if len(rows) < 2 and start > 0:
+                break  # a batch of one breaks batch norm and adds nothing
+            xb = X[rows] if augment is None else augment(X[rows])
+            with self.autocast():
+                out = self.model(xb)
+                loss = self.crit(out.float(), y[rows])
+            if hp.l1 > 0:
+                loss = loss + hp.l1 * sum(p.abs().sum() for p in self.penalized)
+            opt.zero_grad(set_to_none=True)
+            if self.use_amp:
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)  # the guard and clipping see true norms
+            else:
+                loss.backward()
+            grads = [p.grad for p in self.params if p.grad is not None]
+            norm = torch.nn.utils.get_total_norm(grads)  # before clipping: the guard's view
+            pending_loss.append(loss.detach())
+            pending_norm.append(norm.detach())
+            if len(pending_loss) >= self.check_every:
+                _check(self.guard, pending_loss, pending_norm, norms, self.fold, epoch, scaler.is_enabled())
+            if hp.max_norm is not None:
+                torch.nn.utils.clip_grads_with_norm_(self.params, hp.max_norm, norm)
+            if self.use_amp:
+                scaler.step(opt)  # skips overflowed float16 steps
+                scaler.update()
+            else:
+                opt.step()
+        _check(self.guard, pending_loss, pending_norm, norms, self.fold, epoch, scaler.is_enabled())
+        return norms
 
 
 def _check(

@@ -184,6 +184,24 @@ def diagnose(
     """
     ts = [skill(v, metric, chance) for v in curves.train_score]
     vs = [skill(v, metric, chance) for v in curves.val_score]
+    ev = _evidence(curves, ts, vs, metric, chance, pruned_by)
+    name, why = (
+        _broken(curves, pruned_by, pruned_reason)
+        or (None if curves.epochs else ("healthy", "no complete epoch to judge"))
+        or _leaked_or_shuffled(curves, ts, vs, metric, chance, other_val_skills)
+        or _fit(curves, ts, vs, metric, chance, best_val_skill)
+    )
+    ev["rule"] = why
+    return name, ev, f"{name}: {why}" + (f". Try: {REMEDIES[name]}" if REMEDIES[name] else "")
+
+
+_Verdict = tuple[str, str]  # (diagnosis, why)
+
+
+def _evidence(
+    curves: Curves, ts: list[float], vs: list[float], metric: str, chance: float, pruned_by: str | None
+) -> dict[str, Any]:
+    """The numbers a diagnosis is read from, recorded with it."""
     ev: dict[str, Any] = {"metric": metric, "chance": _r(chance), "epochs": curves.epochs}
     if curves.epochs:
         gap = [t - v for t, v in zip(ts, vs, strict=True)]
@@ -203,33 +221,35 @@ def diagnose(
         )
     if pruned_by:
         ev["pruned_by"] = pruned_by
+    return ev
 
-    def out(name: str, why: str) -> tuple[str, dict[str, Any], str]:
-        ev["rule"] = why
-        text = f"{name}: {why}" + (f". Try: {REMEDIES[name]}" if REMEDIES[name] else "")
-        return name, ev, text
 
+def _broken(curves: Curves, pruned_by: str | None, pruned_reason: str | None) -> _Verdict | None:
+    """Rules 1 and 2: a broken pipeline at the first step or in the loss, or divergence."""
     if pruned_by == "divergence" and pruned_reason and _FIRST_STEP.search(pruned_reason):
-        return out(
-            "data_pipeline_suspect",
-            f"non-finite at the very first step, before any update ({pruned_reason})",
-        )
+        return "data_pipeline_suspect", f"non-finite at the very first step, before any update ({pruned_reason})"
     negative = [v for v in curves.train_loss + curves.val_loss if v < 0]
     if negative:  # cross-entropy cannot be negative: labels or loss are wired wrong
-        return out("data_pipeline_suspect", f"loss is negative ({min(negative):.3g})")
+        return "data_pipeline_suspect", f"loss is negative ({min(negative):.3g})"
     if pruned_by == "divergence":
-        return out("diverged", f"stopped by the divergence guard: {pruned_reason}")
+        return "diverged", f"stopped by the divergence guard: {pruned_reason}"
     if curves.epochs >= 2:
         g0, g1 = curves.grad_max[0], curves.grad_max[-1]
         if g0 > 0 and g1 > GRAD_EXPLODE_FACTOR * g0:
-            return out("diverged", f"max gradient norm grew from {g0:.3g} to {g1:.3g}")
+            return "diverged", f"max gradient norm grew from {g0:.3g} to {g1:.3g}"
         l0, l1 = curves.train_loss[0], curves.train_loss[-1]
         if l0 > 0 and l1 > LOSS_EXPLODE_FACTOR * l0:
-            return out("diverged", f"training loss grew from {l0:.3g} to {l1:.3g}")
-    if not curves.epochs:
-        return out("healthy", "no complete epoch to judge")
+            return "diverged", f"training loss grew from {l0:.3g} to {l1:.3g}"
+    return None
+
+
+def _leaked_or_shuffled(
+    curves: Curves, ts: list[float], vs: list[float], metric: str, chance: float,
+    other_val_skills: list[float] | None,
+) -> _Verdict | None:
+    """Rule 3: validation easier than training throughout, or every trial at chance."""
     if all(v - t > VAL_ABOVE_TRAIN for t, v in zip(ts, vs, strict=True)):
-        return out(
+        return (
             "data_pipeline_suspect",
             f"validation skill above training skill in every epoch (last {vs[-1]:.2f} vs "
             f"{ts[-1]:.2f}): the validation rows look easier than, or leaked from, the training rows",
@@ -237,11 +257,19 @@ def diagnose(
     others = [s for s in (other_val_skills or []) if s is not None]
     if vs[-1] < CHANCE_SKILL and len(others) + 1 >= MIN_TRIALS_ALL_CHANCE:
         if all(s < CHANCE_SKILL for s in others):
-            return out(
+            return (
                 "data_pipeline_suspect",
                 f"validation {metric} {curves.val_score[-1]:.4f} is at chance ({chance:.4f}) here "
                 f"and in all {len(others)} other trials: the labels may not match the features",
             )
+    return None
+
+
+def _fit(
+    curves: Curves, ts: list[float], vs: list[float], metric: str, chance: float,
+    best_val_skill: float | None,
+) -> _Verdict:
+    """Rules 4 to 6: over-fitting, under-fitting, or healthy."""
     gap, gap0 = ts[-1] - vs[-1], ts[0] - vs[0]
     if gap >= OVERFIT_GAP:
         grew = curves.epochs >= 2 and gap - gap0 >= OVERFIT_GAP_GROWTH
@@ -258,22 +286,20 @@ def diagnose(
                     f"; validation loss rose from {vmin:.3g} (epoch {i + 1}) to {vlast:.3g} while "
                     f"training loss fell to {curves.train_loss[-1]:.3g}"
                 )
-            return out("overfitting", why)
+            return "overfitting", why
     if ts[-1] < UNDERFIT_SKILL:
-        return out(
+        return (
             "underfitting",
             f"train {metric} {curves.train_score[-1]:.4f} is close to chance ({chance:.4f}; "
             f"skill {ts[-1]:.2f} < {UNDERFIT_SKILL:g}) after {curves.epochs} epoch(s)",
         )
     if best_val_skill is not None and ts[-1] < best_val_skill - UNDERFIT_BEHIND_BEST:
-        return out(
+        return (
             "underfitting",
             f"train skill {ts[-1]:.2f} is far below the study's best validation skill "
             f"{best_val_skill:.2f}: the model cannot even fit its training data",
         )
-    return out(
-        "healthy", f"train {metric} {curves.train_score[-1]:.4f}, validation {curves.val_score[-1]:.4f}"
-    )
+    return "healthy", f"train {metric} {curves.train_score[-1]:.4f}, validation {curves.val_score[-1]:.4f}"
 
 
 def record_diagnosis(trial: Any, recorder: CurveRecorder, metric: str, chance: float) -> str:

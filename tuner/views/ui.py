@@ -17,10 +17,13 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tuner.errors import ConfigError, StorageError, TunerError
 from tuner.secrets import mask_secrets
+
+if TYPE_CHECKING:
+    from tuner.config import StudyConfig
 
 __all__ = ["die_with_parent", "is_loopback", "mlflow_server_command", "run_table_url", "serve_ui"]
 
@@ -71,7 +74,7 @@ def mlflow_server_command(uri: str, host: str, port: int) -> tuple[list[str], di
     }
     db = _sqlite_path(uri)
     if db is not None:
-        # where tuner's experiments keep their artifacts (tuner.tracking._artifact_location)
+        # where tuner's experiments keep their artifacts (tuner.tracking.tracker._artifact_location)
         cmd += ["--default-artifact-root", (db.parent / "mlartifacts").resolve().as_uri()]
     cmd += ["--host", host, "--port", str(port), "--workers", "1"]
     if not is_loopback(host):
@@ -80,7 +83,7 @@ def mlflow_server_command(uri: str, host: str, port: int) -> tuple[list[str], di
     return cmd, env
 
 
-def _experiment_id(config: Any) -> str | None:
+def _experiment_id(config: StudyConfig) -> str | None:
     from mlflow.tracking import MlflowClient
 
     try:
@@ -127,7 +130,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def serve_ui(
-    config: Any,
+    config: StudyConfig,
     *,
     host: str = "127.0.0.1",
     port: int = 5000,
@@ -147,6 +150,34 @@ def serve_ui(
     out = out or sys.stdout
     want_mlflow = not dashboard_only
     want_dashboard = dashboard or dashboard_only
+    remote = config.tracking_uri.split(":", 1)[0].lower() in ("http", "https")
+    _check_request(config, host, want_mlflow, want_dashboard)
+    for p in ([port] if want_mlflow and not remote else []) + ([dashboard_port] if want_dashboard else []):
+        if not _port_free(host, p):
+            raise TunerError(f"port {p} on {host} is in use: choose another with --port/--dashboard-port")
+    proc: subprocess.Popen[bytes] | None = None
+    exp_id = None
+    if want_mlflow and remote:
+        _print_remote(config, out)
+    elif want_mlflow:
+        proc, exp_id = _start_mlflow(config, host, port, debug, out)
+    # SIGTERM and SIGINT both stop the servers, even where a shell started this in the
+    # background with SIGINT ignored
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        _serve(config, proc, exp_id, host, port, dashboard_port if want_dashboard else None, out)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if proc is not None:
+            _stop(proc)
+    return 0
+
+
+def _check_request(config: StudyConfig, host: str, want_mlflow: bool, want_dashboard: bool) -> None:
+    """Warn of a non-loopback host; refuse what cannot be served, before starting anything."""
     if not is_loopback(host):
         print(
             f"warning: --host {host} exposes the UI beyond this machine; it has no login and lets "
@@ -161,86 +192,84 @@ def serve_ui(
                 "--dashboard needs optuna-dashboard, which is not installed: "
                 "pip install optuna-dashboard (or pip install 'tuner[dashboard]')"
             ) from None
-    uri = config.tracking_uri
-    shown_host = socket.gethostname() if host in ("0.0.0.0", "::") else host
     if want_mlflow and not config.mlflow.enabled:
         raise ConfigError(
             f"mlflow.enabled is false in {config.source_file}, so this study has no MLflow runs to "
             "show: use tune ui --dashboard-only for the Optuna dashboard, or enable mlflow"
         )
-    remote = uri.split(":", 1)[0].lower() in ("http", "https")
-    proc: subprocess.Popen[bytes] | None = None
-    for p in ([port] if want_mlflow and not remote else []) + ([dashboard_port] if want_dashboard else []):
-        if not _port_free(host, p):
-            raise TunerError(f"port {p} on {host} is in use: choose another with --port/--dashboard-port")
-    if want_mlflow:
-        if remote:
-            exp_id = None
-            # one quick look for the experiment id, not MLflow's minutes of retries
-            saved = {k: os.environ.get(k) for k in _QUICK_HTTP}
-            os.environ.update(_QUICK_HTTP)
-            try:
-                exp_id = _experiment_id(config)
-            except TunerError:
-                pass  # the server may be down or need credentials; its URL is still the answer
-            finally:
-                for k, v in saved.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
-            print(
-                f"the study's tracking server is remote; its run table: {run_table_url(mask_secrets(uri), exp_id)}",
-                file=out,
-                flush=True,
-            )
-        else:
-            db = _sqlite_path(uri)
-            if db is not None and not db.exists():
-                raise StorageError(f"no MLflow store at {db} yet: run `tune {config.source_file}` first")
-            exp_id = _experiment_id(config)
-            if exp_id is None:
-                print(f"note: no experiment {config.experiment_name!r} in the store yet", file=out)
-            cmd, env = mlflow_server_command(uri, host, port)
-            proc = subprocess.Popen(
-                cmd,
-                env={**os.environ, **env},
-                stdout=None if debug else subprocess.DEVNULL,
-                stderr=None if debug else subprocess.DEVNULL,
-                start_new_session=True,  # its own group, so Ctrl-C here stops all of its workers
-                preexec_fn=die_with_parent if sys.platform == "linux" else None,
-            )
-    # SIGTERM and SIGINT both stop the servers, even where a shell started this in the
-    # background with SIGINT ignored
-    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _print_remote(config: StudyConfig, out: TextIO) -> None:
+    """A remote tracking server is already running: print its run table's URL."""
+    exp_id = None
+    # one quick look for the experiment id, not MLflow's minutes of retries
+    saved = {k: os.environ.get(k) for k in _QUICK_HTTP}
+    os.environ.update(_QUICK_HTTP)
     try:
-        if proc is not None:
-            base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
-            _wait_ready(proc, base, READY_TIMEOUT)
-            print(f"MLflow UI: {run_table_url(f'http://{shown_host}:{port}', exp_id)}", file=out, flush=True)
-        if want_dashboard:
-            from optuna_dashboard import run_server
-
-            from tuner.storage.backends import build_storage
-
-            print(f"optuna-dashboard: http://{shown_host}:{dashboard_port}/", file=out, flush=True)
-            print("press Ctrl-C to stop", file=out, flush=True)
-            storage = build_storage(config.storage_url, create=False)
-            if not _STOP:  # a Ctrl-C swallowed by a library while starting up still stops us
-                run_server(storage, host=host, port=dashboard_port)
-        elif proc is not None:
-            print("press Ctrl-C to stop", file=out, flush=True)
-            proc.wait()
-            if proc.returncode:
-                raise TunerError(f"mlflow server exited with status {proc.returncode}")
-    except KeyboardInterrupt:
-        pass
+        exp_id = _experiment_id(config)
+    except TunerError:
+        pass  # the server may be down or need credentials; its URL is still the answer
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if proc is not None:
-            _stop(proc)
-    return 0
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    print(
+        f"the study's tracking server is remote; its run table: {run_table_url(mask_secrets(config.tracking_uri), exp_id)}",
+        file=out,
+        flush=True,
+    )
+
+
+def _start_mlflow(
+    config: StudyConfig, host: str, port: int, debug: bool, out: TextIO
+) -> tuple[subprocess.Popen[bytes], str | None]:
+    """``mlflow server`` on the study's local store (which must exist already)."""
+    uri = config.tracking_uri
+    db = _sqlite_path(uri)
+    if db is not None and not db.exists():
+        raise StorageError(f"no MLflow store at {db} yet: run `tune {config.source_file}` first")
+    exp_id = _experiment_id(config)
+    if exp_id is None:
+        print(f"note: no experiment {config.experiment_name!r} in the store yet", file=out)
+    cmd, env = mlflow_server_command(uri, host, port)
+    proc = subprocess.Popen(
+        cmd,
+        env={**os.environ, **env},
+        stdout=None if debug else subprocess.DEVNULL,
+        stderr=None if debug else subprocess.DEVNULL,
+        start_new_session=True,  # its own group, so Ctrl-C here stops all of its workers
+        preexec_fn=die_with_parent if sys.platform == "linux" else None,
+    )
+    return proc, exp_id
+
+
+def _serve(
+    config: StudyConfig, proc: subprocess.Popen[bytes] | None, exp_id: str | None, host: str,
+    port: int, dashboard_port: int | None, out: TextIO,
+) -> None:
+    """Print the URLs once the servers answer, then serve until interrupted."""
+    shown_host = socket.gethostname() if host in ("0.0.0.0", "::") else host
+    if proc is not None:
+        base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+        _wait_ready(proc, base, READY_TIMEOUT)
+        print(f"MLflow UI: {run_table_url(f'http://{shown_host}:{port}', exp_id)}", file=out, flush=True)
+    if dashboard_port is not None:
+        from optuna_dashboard import run_server
+
+        from tuner.storage.backends import build_storage
+
+        print(f"optuna-dashboard: http://{shown_host}:{dashboard_port}/", file=out, flush=True)
+        print("press Ctrl-C to stop", file=out, flush=True)
+        storage = build_storage(config.storage_url, create=False)
+        if not _STOP:  # a Ctrl-C swallowed by a library while starting up still stops us
+            run_server(storage, host=host, port=dashboard_port)
+    elif proc is not None:
+        print("press Ctrl-C to stop", file=out, flush=True)
+        proc.wait()
+        if proc.returncode:
+            raise TunerError(f"mlflow server exited with status {proc.returncode}")
 
 
 def die_with_parent() -> None:
