@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tuner.config import StudyConfig
 
-COMMANDS = ("run", "report", "best", "status", "ui", "schema", "init", "storage-proxy")
+COMMANDS = ("run", "finish", "report", "best", "status", "ui", "schema", "init", "storage-proxy")
 
 _EPILOG = """examples:
   tune examples/digits.yaml                 run (or resume) the study, then score the test split once
@@ -22,7 +22,8 @@ _EPILOG = """examples:
   tune storage-proxy --storage postgresql://tuner@db/tuner   serve grpc://HOST:13000
   tune report examples/digits.yaml --json   machine-readable summary
   tune best examples/digits.yaml            the best parameters as YAML
-  tune status examples/digits.yaml          counts, best so far, running trials, ETA
+  tune status examples/digits.yaml          running, finished or stopped; best so far, ETA
+  tune finish examples/digits.yaml          score the test split now, on a search cut short
   tune ui examples/digits.yaml              the MLflow UI on the study (127.0.0.1:5000)
   tune report examples/digits.yaml --html report.html   one self-contained page with plots
 """
@@ -53,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
     for name, text in (("report", "summarize a study"), ("best", "print the best parameters"),
-                       ("status", "trial counts, best so far and running trials")):
+                       ("status", "trial counts, best so far and running trials"),
+                       ("finish", "refit the best trial and score the test split now, before the "
+                                  "budget is reached (recorded as a search cut short)")):
         sp = sub.add_parser(name, help=text)
         sp.add_argument("study", help="the study file (YAML)")
         sp.add_argument("--storage", help="override the storage URL (also: $TUNER_STORAGE)")
@@ -111,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
             text = " ".join(mask_secrets(str(e)).split())
             print(f"tune: error: {text}", file=sys.stderr)
             return e.exit_code
+        if isinstance(e, OSError):  # the file system said no: the user can act on that
+            where = f" ({e.filename})" if e.filename else ""
+            print(f"tune: error: {mask_secrets(e.strerror or str(e))}{where}", file=sys.stderr)
+            return 2
         raise
 
 
@@ -183,12 +190,26 @@ def _dispatch(args: argparse.Namespace) -> int:
             print()
             print(render(summary))
         return 0
+    if args.command == "finish":
+        from tuner.run.runner import run_study
+        from tuner.views.report import render
+
+        _load_existing(config)  # a study must exist before it can be finished
+        summary = run_study(config, optimize=False, finish_early=True)
+        print()
+        print(render(summary))
+        return 0
     if args.command == "ui":
         from tuner.views.ui import serve_ui
 
         return serve_ui(config, host=args.host, port=args.port, dashboard=args.dashboard,
                         dashboard_only=args.dashboard_only, dashboard_port=args.dashboard_port,
                         debug=args.debug)
+    return _show(args, config)
+
+
+def _show(args: argparse.Namespace, config: StudyConfig) -> int:
+    """``tune status``, ``report`` and ``best``: read the study, never write to it."""
     study = _load_existing(config)
     if args.command == "status":
         from tuner.views.status import render_status, study_status
@@ -263,12 +284,27 @@ def _load_existing(config: StudyConfig) -> Any:
 
 
 def _init(path: Path) -> int:
+    """Write the starter study file at ``path``; never overwrites, never a traceback."""
     from tuner.errors import ConfigError
 
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder: give a file name, e.g. tune init {path / 'study.yaml'}")
     if path.exists():
         raise ConfigError(f"{path} already exists; tune init never overwrites: choose another path")
-    template = Path(__file__).parent / "templates" / "study.yaml"
-    path.write_text(template.read_text(encoding="utf-8"), encoding="utf-8")
+    folder = path.parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist; create it first (mkdir -p {0})"
+        raise ConfigError(f"cannot write {path}: {folder} {what.format(folder)}")
+    text = (Path(__file__).parent / "templates" / "study.yaml").read_text(encoding="utf-8")
+    created = False
+    try:
+        with path.open("x", encoding="utf-8") as f:  # "x": fails if it appeared meanwhile
+            created = True
+            f.write(text)
+    except OSError as e:
+        if created:
+            path.unlink(missing_ok=True)  # no half-written file left behind
+        raise ConfigError(f"cannot write {path}: {e.strerror or e}; choose a folder you can write to") from None
     print(f"wrote {path}; run it with: tune {path}")
     return 0
 

@@ -23,7 +23,7 @@ def test_tune_runs_a_study_and_reports(tmp_path, write_study):
     text = out.stdout
     assert "created study 'tiny'" in text
     assert "best trial #" in text and "mean ± std over folds" in text
-    assert "held-out test (360 samples" in text and "gap (cross-validated − test)" in text
+    assert "held-out test (360 samples" in text and "validation optimism (+ = cross-validation" in text
     assert "Traceback" not in out.stderr
     # not a terminal: one plain line per trial
     assert text.count("trial   0 complete") == 1 and "trial   1 " in text

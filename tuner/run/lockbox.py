@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tuner.storage.records import LOCKBOX_ATTR, scorings
+from tuner.views.progress import Heartbeat
 
 if TYPE_CHECKING:
     from tuner.config import StudyConfig
@@ -34,15 +35,15 @@ def score_best(
     device: Any,
     split_fp: str,
     say: Any = print,
+    trials_finished: int | None = None,
 ) -> dict[str, Any]:
     """Refit the best trial's params on all non-test rows and score the test split.
 
+    ``trials_finished``: how far the search had got; the record says whether the
+    search was cut short of its budget (``tune finish``).
+
     Returns the scoring record (the existing one when this selection was scored).
     """
-    from objectives.cv import train_final
-    from objectives.metrics import score
-    from objectives.training import predict_proba
-
     best = study.best_trial
     history = scorings(study)
     for entry in history:
@@ -56,20 +57,13 @@ def score_best(
             "fence off fresh test data."
         )
     started = time.perf_counter()
-    refit_id = None
-    if tracker.enabled:
-        refit_id = tracker.start_refit(best.number, best.params)
+    refit_id = tracker.start_refit(best.number, best.params) if tracker.enabled else None
+    say(
+        f"refit: training trial #{best.number}'s configuration on all {len(splits.trainval)} "
+        "non-test rows, then scoring the held-out test split once"
+    )
     try:
-        model = train_final(config, dataset, splits.trainval, dict(best.params), device)
-        import torch
-
-        X_test = torch.as_tensor(dataset.X[splits.test], device=device)
-        y_test = dataset.y[splits.test]
-        proba = predict_proba(model, X_test)
-        metrics = {m: score(m, y_test, proba) for m in ALL_METRICS}
-        from sklearn.metrics import confusion_matrix
-
-        cm = confusion_matrix(y_test, proba.argmax(axis=1), labels=np.arange(dataset.n_classes))
+        model, y_test, proba, metrics = _refit_and_score(config, dataset, splits, best, device, say)
         entry = {
             "trial_number": best.number,
             "params": dict(best.params),
@@ -85,8 +79,16 @@ def score_best(
             "split_fingerprint": split_fp,
             "refit_seconds": round(time.perf_counter() - started, 2),
             "mlflow_run_id": refit_id,
+            "trials_finished": trials_finished,
+            "budget": config.budget.n_trials,
+            "search_cut_short": trials_finished is not None and trials_finished < config.budget.n_trials,
         }
         study.set_user_attr(LOCKBOX_ATTR, history + [entry])
+        from sklearn.metrics import confusion_matrix
+
+        cm = confusion_matrix(y_test, proba.argmax(axis=1), labels=np.arange(dataset.n_classes))
+        if tracker.enabled:
+            tracker.log_test_looks(history + [entry], config.objective.metric)
         if refit_id:
             try:
                 _log_refit(tracker, refit_id, entry, cm, dataset, model, y_test, proba, config)
@@ -100,6 +102,27 @@ def score_best(
         raise
 
 
+def _refit_and_score(
+    config: StudyConfig, dataset: Any, splits: Any, best: Any, device: Any, say: Any
+) -> tuple[Any, np.ndarray, np.ndarray, dict[str, float]]:
+    """Train the best configuration on every non-test row (a heartbeat line now and
+    then), then predict the test split once: ``(model, y_test, proba, metrics)``."""
+    import torch
+
+    from objectives.cv import train_final
+    from objectives.metrics import score
+    from objectives.training import predict_proba
+
+    beat = Heartbeat(say)
+    epochs = config.training.max_epochs
+    model = train_final(
+        config, dataset, splits.trainval, dict(best.params), device,
+        on_epoch=lambda r: beat(f"refit of trial #{best.number}: epoch {r.epoch + 1}/{epochs}"),
+    )
+    X_test = torch.as_tensor(dataset.X[splits.test], device=device)
+    y_test = dataset.y[splits.test]
+    proba = predict_proba(model, X_test)
+    return model, y_test, proba, {m: score(m, y_test, proba) for m in ALL_METRICS}
 
 
 def _log_refit(

@@ -56,8 +56,13 @@ def run_study(
     worker_rank: int | None = None,
     threads: int | None = None,
     optimize: bool = True,
+    finish_early: bool = False,
 ) -> dict[str, Any]:
     """Run ``config``'s study to its budget (resuming it if it exists) and refit.
+
+    The test split is scored once the study's budget is reached, never for a search
+    that stopped short of it (a timeout, an interrupt, failures in a row), unless
+    ``finish_early`` asks for it (``tune finish``), which the scoring records.
 
     Args:
         worker_rank: this worker's rank (``--workers``, ``$TUNER_WORKER_RANK``, or a
@@ -66,7 +71,9 @@ def run_study(
             an existing study mixes its ``host:pid`` into the seed instead.
         threads: torch CPU threads (the worker's share of the cores) unless
             ``training.threads`` is set.
-        optimize: False after local workers ran the trials: only refit.
+        optimize: False after local workers ran the trials (or for ``tune finish``):
+            run no trial, only conclude.
+        finish_early: refit and score the test split now, budget reached or not.
 
     Returns the study summary (see ``tuner.views.report.summarize``).
     """
@@ -80,7 +87,7 @@ def run_study(
     session = _Session(config, prep, device, tracker, storage, study, say)
     _log_preflight(session)
     _search(session, optimize, live)
-    return _conclude(session, refit)
+    return _conclude(session, refit, finish_early)
 
 
 def _claim_device(config: StudyConfig, threads: int | None) -> Any:
@@ -173,6 +180,7 @@ def _search(session: _Session, optimize: bool, live: bool | None) -> None:
     from tuner.run.identity import worker_name
     from tuner.run.interrupts import Interrupts
     from tuner.run.trial import AfterTrial, TrialFunction, best_reference
+    from tuner.storage.records import record_stop
     from tuner.views.diagnose import chance_level
     from tuner.views.progress import Progress
 
@@ -189,16 +197,19 @@ def _search(session: _Session, optimize: bool, live: bool | None) -> None:
     budget = Budget(study, session.storage, total, session.tracker, deadline=deadline)
     progress = Progress(total, budget.finished(), metric, live=live)
     interrupts = Interrupts()
-    trial_fn = TrialFunction(config, objective, session.tracker, budget, interrupts, chance, worker_name())
+    trial_fn = TrialFunction(
+        config, objective, session.tracker, budget, interrupts, chance, worker_name(), progress
+    )
     after = AfterTrial(config, budget, progress, interrupts, session.say)
     interrupted = _optimize(session, optimize, budget, progress, interrupts, trial_fn, after)
     if interrupted:
+        finished = budget.finished()
+        record_stop(study, "an interrupt (Ctrl-C or SIGTERM)", finished, total)
         _close(session, "KILLED")
-        session.say(
-            f"interrupted after {budget.finished()}/{total} finished trials; run the same command to resume"
-        )
+        session.say(f"interrupted after {finished}/{total} finished trials; run the same command to resume")
         raise KeyboardInterrupt
     if after.stop_reason:
+        record_stop(study, f"{after.failures} failed trials in a row", budget.finished(), total)
         _close(session, "FAILED")
         raise TunerError(after.stop_reason)
 
@@ -269,30 +280,37 @@ def _close(session: _Session, status: str) -> None:
         session.say(f"warning: {w}")
 
 
-def _conclude(session: _Session, refit: bool) -> dict[str, Any]:
+def _conclude(session: _Session, refit: bool, finish_early: bool) -> dict[str, Any]:
     """Refit the best configuration and score the test split once (when the budget is
-    reached), log the study's plots, close its parent run, and summarize it."""
+    reached, or when asked to finish early), log the study's plots, close its parent
+    run, and summarize it. A search stopped short of its budget leaves the test split
+    sealed, and says so."""
     import optuna
 
     from tuner.run.budget import count_finished
     from tuner.run.lockbox import score_best
     from tuner.views.report import summarize
 
-    config, prep, study, tracker, say = (
-        session.config, session.prep, session.study, session.tracker, session.say
-    )
+    config, study, tracker, say = session.config, session.study, session.tracker, session.say
     extra: dict[str, Any] = {}
-    finished = count_finished(study, session.storage)
+    finished, total = count_finished(study, session.storage), config.budget.n_trials
     has_complete = any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False))
-    if refit and has_complete and (finished >= config.budget.n_trials or config.budget.timeout):
+    if finished < total and not finish_early:
+        _stopped_short(session, finished, refit)
+    elif refit and has_complete:
+        if finished < total:
+            say(f"finishing early, as asked, at {finished}/{total} trials: the test split is scored "
+                "now, and its record says the search was cut short")
+        prep = session.prep
         try:
             extra["test"] = score_best(
-                config, prep.dataset, prep.splits, study, tracker, session.device, prep.split_fp, say=say
+                config, prep.dataset, prep.splits, study, tracker, session.device, prep.split_fp,
+                say=say, trials_finished=finished,
             )
         except KeyboardInterrupt:
             tracker.close_parent("KILLED")
             raise
-    elif not has_complete:
+    if not has_complete:
         say("no trial completed, so there is nothing to refit; the test split stays unscored")
     running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     if not running:
@@ -306,6 +324,28 @@ def _conclude(session: _Session, refit: bool) -> dict[str, Any]:
     for w in tracker.warnings:
         say(f"warning: {w}")
     return summarize(config, study, extra=extra)
+
+
+def _stopped_short(session: _Session, finished: int, refit: bool) -> None:
+    """The search ended before the budget without an interrupt or failures: the timeout,
+    or (for the parent of ``--workers``) workers that stopped. Recorded on the study
+    for ``tune status``; the test split stays sealed."""
+    from tuner.storage.records import record_stop
+    from tuner.views.status import duration
+
+    config = session.config
+    total = config.budget.n_trials
+    if config.budget.timeout:
+        why = f"budget.timeout ({duration(config.budget.timeout)})"
+    else:
+        why = "its workers stopping"
+    record_stop(session.study, why, finished, total)
+    if refit:
+        session.say(
+            f"stopped by {why} after {finished}/{total} trials; run the same command to continue. "
+            "The test split stays sealed until the budget is reached "
+            f"(or run `tune finish {config.source_file}` to score it now, as a search cut short)"
+        )
 
 
 def _init_args(sampler_name: str) -> list[str]:

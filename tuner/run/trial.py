@@ -46,11 +46,11 @@ class TrialFunction:
 
     def __init__(
         self, config: StudyConfig, objective: CrossValidatedObjective, tracker: Any,
-        budget: Budget, interrupts: Interrupts, chance: float, worker: str,
+        budget: Budget, interrupts: Interrupts, chance: float, worker: str, progress: Progress,
     ) -> None:
         self.config, self.objective, self.tracker = config, objective, tracker
         self.budget, self.interrupts = budget, interrupts
-        self.chance, self.worker = chance, worker
+        self.chance, self.worker, self.progress = chance, worker, progress
 
     def __call__(self, trial: optuna.Trial) -> float:
         import optuna
@@ -71,9 +71,12 @@ class TrialFunction:
             on_run_id=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id),
         )
         curves = CurveRecorder(run)  # keeps the curves for the trial's diagnosis
+        reporter = self.progress.reporter(
+            trial.number, curves, self.config.data.folds, self.config.training.max_epochs
+        )
         try:
             with self.interrupts.allowed():
-                value = self.objective(trial, params, curves)
+                value = self.objective(trial, params, reporter)
         except optuna.TrialPruned:
             record_diagnosis(trial, curves, metric, self.chance)
             run.end("pruned", attrs=trial.user_attrs)

@@ -24,6 +24,9 @@ class NullTracker:
     def start_writer(self) -> None:
         pass
 
+    def log_test_looks(self, looks: list[Any], metric: str) -> None:
+        pass
+
     def settle(self) -> list[str]:
         return []
 

@@ -111,6 +111,34 @@ class Tracker:
             if not ok:
                 self.outage.defer("the study's parent run", lambda: self.client.set_terminated(parent, status=status))
 
+    def log_test_looks(self, looks: list[Mapping[str, Any]], metric: str) -> None:
+        """The lockbox on the study's parent run: ``test_<metric>`` is the first look's
+        score (the unbiased estimate), ``test_looks`` how many there have been, and the
+        ``tuner.test_looks`` tag lists each look's selection."""
+        if not self.parent_id or not looks:
+            return
+        from mlflow.entities import Metric, RunTag
+
+        parent, first, ts = self.parent_id, looks[0], now_ms()
+        metrics = [
+            Metric(f"test_{metric}", float(first["score"]), ts, 0),
+            Metric("test_looks", float(len(looks)), ts, 0),
+        ]
+        text = "; ".join(
+            f"look {i}: trial #{look['trial_number']} {metric} {look['score']:.4f} at {look['scored_at']}"
+            + (" (search cut short)" if look.get("search_cut_short") else "")
+            + (" (the unbiased estimate)" if i == 1 else "")
+            for i, look in enumerate(looks, 1)
+        )
+        tags = [RunTag("tuner.test_looks", text[:5000])]
+
+        def write() -> None:
+            self.client.log_batch(parent, metrics=metrics, tags=tags)
+
+        ok, _ = self.outage.call(write)
+        if not ok:
+            self.outage.defer("the study's parent run (test looks)", write)
+
     def settle(self) -> list[str]:
         """Retry the writes an MLflow outage held back; one warning per run still incomplete."""
         self.flush_trials()

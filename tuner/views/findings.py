@@ -15,6 +15,7 @@ from tuner.views.diagnose import CHANCE_SKILL, DIAGNOSES, MIN_TRIALS_ALL_CHANCE,
 __all__ = [
     "MIN_TRIALS_IMPORTANCE",
     "OPTIMISM_STD_FACTOR",
+    "cv_value",
     "diagnoses",
     "importances",
     "optimism",
@@ -86,7 +87,7 @@ def diagnoses(study: Any) -> dict[str, Any]:
         {
             "number": t.number,
             "state": t.state.name.lower(),
-            "value": t.value,
+            **cv_value(t),
             "diagnosis": t.user_attrs["diagnosis"],
             "text": t.user_attrs.get("diagnosis_text", ""),
             "evidence": t.user_attrs.get("diagnosis_evidence", {}),
@@ -119,6 +120,18 @@ def diagnoses(study: Any) -> dict[str, Any]:
         "remedies": remedies,
         "best_trials_share": [s["text"] for s in support],
     }
+
+
+def cv_value(trial: Any) -> dict[str, Any]:
+    """``{"value", "folds"}``: a trial's score for the table: its CV mean over the folds it finished (a pruned
+    trial's Optuna value is its last reported epoch, not a CV score), and how many."""
+    import statistics
+
+    scores = [float(v) for v in trial.user_attrs.get("fold_scores") or [] if v is not None]
+    value = trial.user_attrs.get("cv_mean")
+    if value is None:
+        value = statistics.fmean(scores) if scores else None
+    return {"value": value, "folds": len(scores)}
 
 
 def importances(study: Any) -> dict[str, Any]:
@@ -168,13 +181,18 @@ def render_findings(summary: dict[str, Any]) -> list[str]:
     diag = summary.get("diagnoses")
     if diag and diag["trials"]:
         counts = ", ".join(f"{k} {v}" for k, v in diag["counts"].items() if v)
-        lines += ["", f"diagnoses: {counts}", "  trial  state     value     diagnosis              evidence"]
+        lines += [
+            "",
+            f"diagnoses: {counts}",
+            "  trial  state     CV mean (folds)  diagnosis              evidence",
+        ]
         for r in diag["trials"]:
             ev = r["evidence"]
-            value = f"{r['value']:.4f}" if r["value"] is not None else "-"
+            value = f"{r['value']:.4f} ({r.get('folds', '?')})" if r["value"] is not None else "- (0)"
             why = ev.get("rule", "")
             why = why if len(why) <= 100 else why[:97] + "..."
-            lines.append(f"  {r['number']:>5}  {r['state']:<8}  {value:<8}  {r['diagnosis']:<21}  {why}")
+            lines.append(f"  {r['number']:>5}  {r['state']:<8}  {value:<15}  {r['diagnosis']:<21}  {why}")
+        lines.append("  CV mean: over the folds the trial finished (a pruned trial's, over its first folds)")
         lines += [f"  note: {n}" for n in diag["notes"]]
         for name, rem in diag["remedies"].items():
             lines.append(f"  {name}: try {rem['remedy']}")

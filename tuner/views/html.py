@@ -84,18 +84,30 @@ def _summary_section(s: dict[str, Any]) -> str:
             )
         if test.get("optimism_note"):
             rows.append(("note", f"<span class='warn'>{_e(test['optimism_note'])}</span>"))
+        if test.get("search_cut_short"):
+            rows.append(("note", f"scored by <code>tune finish</code> after {_e(test.get('trials_finished'))}/"
+                                 f"{_e(test.get('budget'))} trials: the search was cut short of its budget"))
         if test.get("times_scored", 1) > 1:
             rows.append(
                 (
                     "warning",
                     f"<span class='warn'>the test split was scored {test['times_scored']} "
-                    "times; only the first look is unbiased</span>",
+                    "times; only the first look (above) is unbiased: publish that one</span>",
                 )
             )
+            for look in test.get("looks", []):
+                cut = ", search cut short" if look.get("search_cut_short") else ""
+                rows.append((f"look {look['look']}", f"trial #{look['trial_number']}: {_e(m)} "
+                             f"{_num(look['score'])} ({_e(look['scored_at'])}{cut})"))
         if test.get("metrics"):
             rows.append(("test metrics", ", ".join(f"{_e(k)} {_num(v)}" for k, v in test["metrics"].items())))
     else:
-        rows.append(("held-out test", "not scored yet (runs once, after the search)"))
+        sealed = "sealed until the budget is reached" if s.get("stopped") else "not scored yet"
+        rows.append(("held-out test", f"{sealed} (it is scored once, after the search)"))
+    if s.get("stopped"):
+        stop = s["stopped"]
+        rows.append(("search", f"stopped by {_e(stop['reason'])} at {_e(stop['at'])}, after "
+                               f"{stop['finished']}/{stop['budget']} trials"))
     out = "<h2>Summary</h2>" + _table(rows)
     if best and best["params"]:
         out += "<h3>Best parameters</h3>" + _table([(k, _param(v)) for k, v in best["params"].items()])
@@ -103,11 +115,13 @@ def _summary_section(s: dict[str, Any]) -> str:
 
 
 def _trials_section(study: Any) -> str:
+    from tuner.views.findings import cv_value
+
     trials = study.get_trials(deepcopy=False)
     if not trials:
         return ""
     names = sorted({k for t in trials for k in t.params})
-    head = "".join(f"<th>{_e(h)}</th>" for h in ["#", "state", "value", "duration", *names, "note"])
+    head = "".join(f"<th>{_e(h)}</th>" for h in ["#", "state", "CV mean (folds)", "duration", *names, "note"])
     rows = []
     for t in trials:
         state = t.state.name.lower()
@@ -122,10 +136,11 @@ def _trials_section(study: Any) -> str:
             or t.user_attrs.get("diagnosis")
             or ""
         )
+        cv = cv_value(t)
         cells = [
             f"<td class='num'>{t.number}</td>",
             f"<td class='state-{_e(state)}'>{_e(state)}</td>",
-            f"<td class='num'>{_num(t.value)}</td>",
+            f"<td class='num'>{_num(cv['value'])} ({cv['folds']})</td>",
             f"<td class='num'>{'-' if dur is None else f'{dur:.1f}s'}</td>",
             *(f"<td>{_param(t.params[n]) if n in t.params else ''}</td>" for n in names),
             f"<td class='muted'>{_e(str(note)[:300])}</td>",
@@ -145,7 +160,7 @@ def _diagnoses_section(s: dict[str, Any]) -> str:
         for r in diag["trials"]
     )
     out = (
-        f"<h2>Diagnoses</h2><p>{counts}</p><table><tr><th>#</th><th>state</th><th>value</th>"
+        f"<h2>Diagnoses</h2><p>{counts}</p><table><tr><th>#</th><th>state</th><th>CV mean</th>"
         f"<th>diagnosis</th><th>why</th></tr>{rows}</table>"
     )
     out += "".join(f"<p class='warn'>{_e(n)}</p>" for n in diag.get("notes", []))

@@ -1,12 +1,58 @@
-"""Progress: a live rich bar on a terminal, one plain line per trial otherwise."""
+"""Progress: a live rich bar on a terminal, one plain line per trial otherwise; and,
+without a terminal (CI, log files, ``nohup``), a heartbeat line inside long trials and
+during the refit, so that a log shows how far a long step has got."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
-__all__ = ["Progress"]
+__all__ = ["Heartbeat", "Progress"]
+
+
+def heartbeat_interval() -> float:
+    """Seconds between heartbeat lines: ``$TUNER_PROGRESS_EVERY``, 30 by default."""
+    try:
+        return max(0.0, float(os.environ.get("TUNER_PROGRESS_EVERY", "30")))
+    except ValueError:
+        return 30.0
+
+
+class Heartbeat:
+    """Says ``text`` at most once per interval (the first time one interval after it
+    was made), with the time elapsed since then."""
+
+    def __init__(self, say: Callable[[str], None] = print, interval: float | None = None) -> None:
+        self.say = say
+        self.interval = heartbeat_interval() if interval is None else interval
+        self.started = self.last = time.monotonic()
+
+    def __call__(self, text: str) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            self.last = now
+            self.say(f"  … {text}, {now - self.started:.0f}s elapsed")
+
+
+class _BeatingReporter:
+    """A trial's reporter that also beats the heartbeat at each epoch."""
+
+    def __init__(self, inner: Any, beat: Heartbeat, number: int, folds: int, epochs: int) -> None:
+        self.inner, self.beat = inner, beat
+        self.number, self.folds, self.epochs = number, folds, epochs
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def epoch(self, record: Any, step: int) -> None:
+        self.inner.epoch(record, step)
+        self.beat(f"trial {self.number}: fold {record.fold + 1}/{self.folds}, epoch {record.epoch + 1}/{self.epochs}")
+
+    def fold_done(self, fold: int, score: float) -> None:
+        self.inner.fold_done(fold, score)
 
 
 class Progress:
@@ -54,6 +100,13 @@ class Progress:
             f"{elapsed:6.1f}s]{extra}",
             file=self.stream, flush=True,
         )
+
+    def reporter(self, number: int, inner: Any, folds: int, epochs: int) -> Any:
+        """``inner`` (a trial's reporter), with heartbeat lines when there is no live bar."""
+        if self.live:
+            return inner
+        beat = Heartbeat(lambda text: print(text, file=self.stream, flush=True))
+        return _BeatingReporter(inner, beat, number, folds, epochs)
 
     def close(self) -> None:
         if self._bar is not None:

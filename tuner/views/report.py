@@ -13,11 +13,12 @@ __all__ = ["render", "summarize"]
 
 def summarize(config: StudyConfig, study: Any, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The study as plain data: counts, best trial, test result (or None)."""
-    from tuner.storage.records import scorings
-    from tuner.views.findings import diagnoses, importances, optimism
+    from tuner.storage.records import scorings, stopped
+    from tuner.views.findings import diagnoses, importances
 
     trials = study.get_trials(deepcopy=False)
     counts = Counter(t.state.name.lower() for t in trials)
+    finished = counts.get("complete", 0) + counts.get("pruned", 0)
     best = None
     try:
         b = study.best_trial
@@ -30,38 +31,17 @@ def summarize(config: StudyConfig, study: Any, extra: dict[str, Any] | None = No
         }
     except ValueError:
         pass
-    history = scorings(study)
-    test = None
-    if history:
-        last = history[-1]
-        test = {
-            "score": last["score"],
-            "metrics": last["metrics"],
-            "trial_number": last["trial_number"],
-            "refit_trial_number": last["trial_number"],
-            "scored_at": last["scored_at"],
-            "times_scored": len(history),
-            "n_test": last.get("n_test"),
-            "current_best": best is not None and best["number"] == last["trial_number"],
-        }
-        if last.get("cv_mean") is not None:
-            test["cv_mean"] = last["cv_mean"]
-            test["cv_std"] = last.get("cv_std")
-            opt = optimism(test, config.direction)  # positive: CV was optimistic
-            if opt is not None:
-                test["validation_optimism"] = opt["value"]
-                test["optimism_note"] = opt["note"]
-        test["selections_scored"] = len({e["trial_number"] for e in history})
-        test["scored_by"] = f"{last.get('user', '?')}@{last.get('host', '?')}"
+    test = _test_summary(scorings(study), best, config.direction)
     summary = {
         "study": config.name,
         "metric": config.objective.metric,
         "direction": config.direction,
         "budget": config.budget.n_trials,
         "counts": {k: counts.get(k, 0) for k in ("complete", "pruned", "fail", "running", "waiting")},
-        "finished": counts.get("complete", 0) + counts.get("pruned", 0),
+        "finished": finished,
         "best": best,
         "test": test,
+        "stopped": stopped(study, finished) if finished < config.budget.n_trials else None,
         "mlflow": {
             "experiment_id": study.user_attrs.get("tuner_mlflow_experiment_id"),
             "parent_run_id": study.user_attrs.get("tuner_mlflow_parent_run_id"),
@@ -73,6 +53,56 @@ def summarize(config: StudyConfig, study: Any, extra: dict[str, Any] | None = No
     if extra and extra.get("test", {}).get("reused"):
         summary["test_reused"] = True
     return summary
+
+
+def _test_summary(
+    history: list[dict[str, Any]], best: dict[str, Any] | None, direction: str
+) -> dict[str, Any] | None:
+    """The lockbox as the report shows it: the FIRST look is the unbiased estimate (any
+    later look chose its model after the test split had been seen once); each look is
+    listed with its selection."""
+    from tuner.views.findings import optimism
+
+    if not history:
+        return None
+    first, last = history[0], history[-1]
+    test: dict[str, Any] = {
+        "score": first["score"],
+        "metrics": first["metrics"],
+        "trial_number": first["trial_number"],
+        "refit_trial_number": first["trial_number"],
+        "scored_at": first["scored_at"],
+        "times_scored": len(history),
+        "n_test": first.get("n_test"),
+        "current_best": best is not None and best["number"] == first["trial_number"],
+        "search_cut_short": bool(first.get("search_cut_short")),
+        "trials_finished": first.get("trials_finished"),
+        "budget": first.get("budget"),
+    }
+    if first.get("cv_mean") is not None:
+        test["cv_mean"] = first["cv_mean"]
+        test["cv_std"] = first.get("cv_std")
+        opt = optimism(test, direction)  # positive: CV was optimistic
+        if opt is not None:
+            test["validation_optimism"] = opt["value"]
+            test["optimism_note"] = opt["note"]
+    test["selections_scored"] = len({e["trial_number"] for e in history})
+    test["scored_by"] = f"{first.get('user', '?')}@{first.get('host', '?')}"
+    test["looks"] = [
+        {
+            "look": i,
+            "trial_number": e["trial_number"],
+            "score": e["score"],
+            "cv_mean": e.get("cv_mean"),
+            "scored_at": e["scored_at"],
+            "search_cut_short": bool(e.get("search_cut_short")),
+            "trials_finished": e.get("trials_finished"),
+            "budget": e.get("budget"),
+        }
+        for i, e in enumerate(history, 1)
+    ]
+    test["last_scored_at"] = last["scored_at"]
+    return test
 
 
 def render(summary: dict[str, Any]) -> str:
@@ -95,35 +125,59 @@ def render(summary: dict[str, Any]) -> str:
         for k, v in best["params"].items():
             shown = f"{v:.4g}" if isinstance(v, float) else str(v)
             lines.append(f"    {k:<{width}}  {shown}")
-    test = summary["test"]
-    if test is None:
-        lines.append("held-out test: not scored yet (runs once, after the search)")
-    else:
-        lines.append(
-            f"held-out test ({test.get('n_test')} samples, refit of trial #{test['trial_number']}): "
-            f"{m} {test['score']:.4f}"
-        )
-        if "validation_optimism" in test:
-            gap = test["validation_optimism"]
-            std = test.get("cv_std")
-            of_std = f" ({gap / std:+.1f}x the fold std)" if std else ""
-            lines.append(f"gap (cross-validated − test): {test['cv_mean'] - test['score']:+.4f}")
-            lines.append(f"validation optimism (+ = cross-validation was optimistic): {gap:+.4f}{of_std}")
-            if test.get("optimism_note"):
-                lines.append(f"note: {test['optimism_note']}")
-        lines.append(
-            f"test split scored {test['times_scored']} time(s), for "
-            f"{test.get('selections_scored', test['times_scored'])} selection(s); last at "
-            f"{test['scored_at']} by {test.get('scored_by', '?')}"
-        )
-        if test["times_scored"] > 1:
-            lines.append(
-                f"WARNING: the test split has been scored {test['times_scored']} times; only the "
-                "first look is an unbiased estimate"
-            )
-        if not test["current_best"]:
-            lines.append("note: the best trial changed since the test split was scored")
+    lines += _render_test(summary)
     from tuner.views.findings import render_findings
 
     lines.extend(render_findings(summary))
     return "\n".join(lines)
+
+
+def _render_test(summary: dict[str, Any]) -> list[str]:
+    """The lockbox's lines: the first look (the unbiased estimate), then any later look."""
+    m, test, stop = summary["metric"], summary["test"], summary.get("stopped")
+    lines = []
+    if stop:
+        lines.append(
+            f"search stopped by {stop['reason']} at {stop['at']}, after {stop['finished']}/"
+            f"{stop['budget']} trials: run the same command to continue"
+        )
+    if test is None:
+        sealed = "sealed until the budget is reached" if stop else "not scored yet"
+        lines.append(f"held-out test: {sealed} (it is scored once, after the search)")
+        return lines
+    lines.append(
+        f"held-out test ({test.get('n_test')} samples, refit of trial #{test['trial_number']}): "
+        f"{m} {test['score']:.4f}"
+    )
+    if "validation_optimism" in test:
+        gap, std = test["validation_optimism"], test.get("cv_std")
+        of_std = f" ({gap / std:+.1f}x the fold std)" if std else ""
+        lines.append(f"validation optimism (+ = cross-validation was optimistic): {gap:+.4f}{of_std}")
+        if test.get("optimism_note"):
+            lines.append(f"note: {test['optimism_note']}")
+    if test.get("search_cut_short"):
+        lines.append(
+            f"note: scored by `tune finish` after {test.get('trials_finished')}/{test.get('budget')} "
+            "trials: the search was cut short of its budget"
+        )
+    lines.append(
+        f"test split scored {test['times_scored']} time(s), for "
+        f"{test.get('selections_scored', test['times_scored'])} selection(s); first at "
+        f"{test['scored_at']} by {test.get('scored_by', '?')}"
+    )
+    if test["times_scored"] > 1:
+        lines.append("the first look (above) is the unbiased estimate: publish that one. Every look:")
+        for look in test.get("looks", []):
+            when = f"after {look['trials_finished']}/{look['budget']} trials, " if look.get("trials_finished") else ""
+            cut = ", search cut short" if look.get("search_cut_short") else ""
+            lines.append(
+                f"    look {look['look']}: trial #{look['trial_number']} {m} {look['score']:.4f} "
+                f"({when}{look['scored_at']}{cut})"
+            )
+        lines.append(
+            f"WARNING: the test split has been scored {test['times_scored']} times; only the "
+            "first look is an unbiased estimate"
+        )
+    if not test["current_best"]:
+        lines.append("note: the best trial changed since the test split was first scored")
+    return lines

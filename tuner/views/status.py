@@ -1,4 +1,5 @@
-"""``tune status``: where a study stands while its workers run.
+"""``tune status``: where a study stands: running (with an ETA), finished, or stopped
+short of its budget (why and when), and whether the test split is still sealed.
 
 Read-only: it loads the study and reads its trials, never writes to the storage, so
 it is safe to run against a study that workers are filling right now.
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tuner.config import StudyConfig
 
-__all__ = ["render_status", "study_status"]
+__all__ = ["duration", "render_status", "study_status"]
 
 STATES = ("complete", "pruned", "fail", "running", "waiting")
 
@@ -26,7 +27,9 @@ def _seconds(start: dt.datetime | None, end: dt.datetime | None) -> float | None
 
 
 def study_status(config: StudyConfig, study: Any, now: dt.datetime | None = None) -> dict[str, Any]:
-    """Counts by state, the best trial so far, the running trials and an ETA.
+    """Counts by state, the best trial so far, the running trials and an ETA, and the
+    study's state: ``running``, ``finished`` (budget reached), ``stopped`` (nothing runs,
+    the budget is not reached) or ``not started``.
 
     The ETA assumes the remaining trials take the mean duration of the finished ones
     and run side by side on as many workers as are running trials now (at least one).
@@ -42,22 +45,7 @@ def study_status(config: StudyConfig, study: Any, now: dt.datetime | None = None
     finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
     durations = [d for t in finished if (d := _seconds(t.datetime_start, t.datetime_complete)) is not None]
     mean = sum(durations) / len(durations) if durations else None
-    running = []
-    for t in trials:
-        if t.state.name != "RUNNING":
-            continue
-        steps = sorted(t.intermediate_values)
-        running.append(
-            {
-                "number": t.number,
-                "worker": t.user_attrs.get("worker"),
-                "started": t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else None,
-                "running_s": _seconds(t.datetime_start, now),
-                "last_step": steps[-1] if steps else None,
-                "last_value": t.intermediate_values[steps[-1]] if steps else None,
-                "params": dict(t.params),
-            }
-        )
+    running = _running(trials, now)
     budget = config.budget.n_trials
     remaining = max(0, budget - len(finished))
     workers = max(1, len({r["worker"] for r in running}))
@@ -79,8 +67,19 @@ def study_status(config: StudyConfig, study: Any, now: dt.datetime | None = None
         }
     except ValueError:
         pass
+    from tuner.storage.records import scorings, stopped
+
+    if remaining == 0:
+        state = "finished"
+    elif running:
+        state = "running"
+    else:
+        state = "stopped" if trials else "not started"
     return {
         "study": config.name,
+        "state": state,
+        "stopped": stopped(study, len(finished)) if state == "stopped" else None,
+        "test_looks": len(scorings(study)),
         "metric": config.objective.metric,
         "direction": config.direction,
         "budget": budget,
@@ -95,9 +94,33 @@ def study_status(config: StudyConfig, study: Any, now: dt.datetime | None = None
     }
 
 
-def _duration(seconds: float | None) -> str:
+def _running(trials: list[Any], now: dt.datetime) -> list[dict[str, Any]]:
+    """The running trials: on which worker, for how long, and their last report."""
+    running = []
+    for t in trials:
+        if t.state.name != "RUNNING":
+            continue
+        steps = sorted(t.intermediate_values)
+        running.append(
+            {
+                "number": t.number,
+                "worker": t.user_attrs.get("worker"),
+                "started": t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else None,
+                "running_s": _seconds(t.datetime_start, now),
+                "last_step": steps[-1] if steps else None,
+                "last_value": t.intermediate_values[steps[-1]] if steps else None,
+                "params": dict(t.params),
+            }
+        )
+    return running
+
+
+def duration(seconds: float | None) -> str:
+    """``42s``, ``3m07s`` or ``1h05m``; ``-`` when unknown."""
     if seconds is None:
         return "-"
+    if seconds < 10 and seconds != int(seconds):
+        return f"{seconds:.2g}s"
     s = int(round(seconds))
     if s < 60:
         return f"{s}s"
@@ -129,15 +152,31 @@ def render_status(st: dict[str, Any]) -> str:
         for r in st["running"]:
             at = "" if r["last_step"] is None else f", step {r['last_step']} val {r['last_value']:.4f}"
             lines.append(
-                f"    trial #{r['number']:<4} on {r['worker'] or '?'}  for {_duration(r['running_s'])}{at}"
+                f"    trial #{r['number']:<4} on {r['worker'] or '?'}  for {duration(r['running_s'])}{at}"
             )
-    if st["remaining"] == 0:
-        lines.append("budget: reached")
-    else:
-        mean = st["mean_trial_s"]
-        eta = "unknown until a trial finishes" if st["eta_s"] is None else f"~{_duration(st['eta_s'])}"
-        per = "" if mean is None else f" (mean finished trial {_duration(mean)})"
-        lines.append(f"ETA: {eta} for {st['remaining']} more trial(s){per}")
-        if st["timeout_s"]:
-            lines.append(f"      or when a worker reaches budget.timeout ({_duration(st['timeout_s'])})")
+    lines += _render_state(st)
     return "\n".join(lines)
+
+
+def _render_state(st: dict[str, Any]) -> list[str]:
+    """Whether the study runs, finished or stopped, and the test split's state."""
+    looks = st.get("test_looks", 0)
+    test = f"scored {looks} time(s)" if looks else "sealed until the budget is reached"
+    if st["remaining"] == 0:
+        return ["budget: reached", f"held-out test: {test if looks else 'not scored yet'}"]
+    if st.get("state") == "stopped":
+        stop = st.get("stopped")
+        why = f" by {stop['reason']} at {stop['at']}" if stop else ""
+        return [
+            f"stopped{why}: nothing is running; {st['remaining']} trial(s) left of the budget. "
+            "Run the same command to continue",
+            f"held-out test: {test}",
+        ]
+    mean = st["mean_trial_s"]
+    eta = "unknown until a trial finishes" if st["eta_s"] is None else f"~{duration(st['eta_s'])}"
+    per = "" if mean is None else f" (mean finished trial {duration(mean)})"
+    lines = [f"ETA: {eta} for {st['remaining']} more trial(s){per}"]
+    if st["timeout_s"]:
+        lines.append(f"      or when a worker reaches budget.timeout ({duration(st['timeout_s'])})")
+    lines.append(f"held-out test: {test}")
+    return lines
