@@ -293,8 +293,8 @@ def _init(path: Path) -> int:
         raise ConfigError(f"{path} already exists; tune init never overwrites: choose another path")
     folder = path.parent
     if not folder.is_dir():
-        what = "is not a folder" if folder.exists() else "does not exist; create it first (mkdir -p {0})"
-        raise ConfigError(f"cannot write {path}: {folder} {what.format(folder)}")
+        what = "is not a folder" if folder.exists() else f"does not exist; create it first (mkdir -p {folder})"
+        raise ConfigError(f"cannot write {path}: {folder} {what}")
     text = (Path(__file__).parent / "templates" / "study.yaml").read_text(encoding="utf-8")
     created = False
     try:

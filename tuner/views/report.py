@@ -65,7 +65,7 @@ def _test_summary(
 
     if not history:
         return None
-    first, last = history[0], history[-1]
+    first = history[0]
     test: dict[str, Any] = {
         "score": first["score"],
         "metrics": first["metrics"],
@@ -101,7 +101,6 @@ def _test_summary(
         }
         for i, e in enumerate(history, 1)
     ]
-    test["last_scored_at"] = last["scored_at"]
     return test
 
 
