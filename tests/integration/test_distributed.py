@@ -165,14 +165,26 @@ def test_interrupt_then_rerun_resumes_to_the_exact_budget(tmp_path: Path, pg_dat
         **{"budget.n_trials": 8, "data.source": "sklearn:digits", "training.max_epochs": 4},
     )
     proc = _tune(study_file, "--workers", "2")
-    # SIGTERM as soon as one trial has finished: 7 more take the workers seconds.
-    assert _watch(pg_database, proc, lambda st: st.get_trials(states=FINISHED)), "no trial finished"
+
+    def mid_training(study: optuna.Study) -> Any:
+        # A trial early in its training, after another has finished: the SIGTERM lands
+        # mid-trial, so that trial ends FAIL and the budget cannot be reached. (Sending
+        # it on the first finished trial alone raced the last trials on a busy machine.)
+        if not study.get_trials(states=FINISHED):
+            return None
+        running = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+        return next((t for t in running if len(t.intermediate_values) <= 2), None)
+
+    victim = _watch(pg_database, proc, mid_training)
+    assert victim is not None, "no trial was seen early in its training after one finished"
     proc.send_signal(signal.SIGTERM)  # what docker stop / kubectl delete send
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 130, out[-3000:]
+    assert "Traceback" not in out, out[-3000:]
     study = _study(pg_database)
     before = len(study.get_trials(states=FINISHED))
-    assert before < 8
+    assert 1 <= before < 8
+    assert study.trials[victim.number].state == optuna.trial.TrialState.FAIL
     assert study.get_trials(states=(optuna.trial.TrialState.RUNNING,)) == []
 
     again = _tune(study_file)
