@@ -193,38 +193,3 @@ def test_interrupt_then_rerun_resumes_to_the_exact_budget(tmp_path: Path, pg_dat
     assert "resuming study" in out
     assert len(_study(pg_database).get_trials(states=FINISHED)) == 8
     _check_mlflow(tmp_path, _study(pg_database))
-
-
-@pytest.mark.slow
-def test_postgresql_restart_mid_study_loses_nothing(tmp_path: Path, pg_database: str) -> None:
-    """Restarts the machine's PostgreSQL: disrupts every other user of it (slow only)."""
-    study_file = _write(
-        tmp_path,
-        pg_database,
-        **{"budget.n_trials": 12, "data.source": "sklearn:digits", "training.max_epochs": 2},
-    )
-    proc = _tune(study_file, "--workers", "2")
-    deadline = time.monotonic() + 300
-    before = 0
-    while time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.5)
-        try:
-            before = len(_study(pg_database).get_trials(states=FINISHED))
-        except Exception:  # the study or its tables are not created yet
-            continue
-        if before >= 3:
-            break
-    assert before >= 3, proc.communicate(timeout=300)[0][-3000:]
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main", "restart"], check=True, timeout=120
-    )
-    out, _ = proc.communicate(timeout=600)
-    # Workers reconnect (pool_pre_ping) or fail only their trial in flight; re-run completes.
-    if proc.returncode != 0:
-        rerun = _tune(study_file)
-        out2, _ = rerun.communicate(timeout=600)
-        assert rerun.returncode == 0, out2[-3000:]
-    study = _study(pg_database)
-    assert len(study.get_trials(states=FINISHED)) >= 12 >= before
-    assert study.get_trials(states=(optuna.trial.TrialState.RUNNING,)) == []
-    assert [r.info.run_name for r in _runs(tmp_path) if r.info.status == "RUNNING"] == []

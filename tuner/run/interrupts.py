@@ -31,9 +31,9 @@ class Interrupts:
         self.safe = False
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.safe:
+        self.pending = True  # kept, should the raise below be swallowed
+        if self.safe and not _in_finalizer(frame):
             raise Interrupted()
-        self.pending = True
 
     def check(self) -> None:
         if self.pending:
@@ -57,6 +57,14 @@ class Interrupts:
                 signal.signal(s, handler)
 
         return restore
+
+
+def _in_finalizer(frame: Any) -> bool:
+    """Whether the signal landed in a finalizer (a weakref callback or ``__del__`` run by
+    the garbage collector): Python prints an exception raised there and drops it, so the
+    interrupt is left pending for the next check instead."""
+    code = getattr(frame, "f_code", None)
+    return code is not None and (code.co_filename.endswith("weakref.py") or code.co_name == "__del__")
 
 
 @contextlib.contextmanager

@@ -2,8 +2,9 @@
 
 1. ``prepare``: the data and the splits, checked (``tuner.run.prepare``);
 2. ``_claim_device``: torch threads, the device, mixed precision;
-3. ``_open_tracking``: the storage's folder checked, MLflow reached, the writer started;
-4. ``_open_study``: the storage, sampler and pruner; the study created or joined, with
+3. ``_open_stores``: the study storage checked and opened, then MLflow reached (the
+   writer started);
+4. ``_open_study``: the sampler and pruner; the study created or joined, with
    its one MLflow parent run;
 5. ``_search``: the trials, to the global budget (or the timeout, or too many failures);
 6. ``_conclude``: the refit of the best configuration and the single scoring of the
@@ -29,8 +30,12 @@ if TYPE_CHECKING:
     import optuna
 
     from tuner.config import StudyConfig
+    from tuner.run.interrupts import Interrupts
 
 __all__ = ["Interrupted", "Prepared", "prepare", "run_study"]
+
+# Times one run carries on after its database server failed mid-trial and came back.
+MAX_RECOVERIES = 5
 
 
 @dataclass
@@ -79,15 +84,49 @@ def run_study(
     """
     import optuna
 
+    from tuner.run.interrupts import Interrupts
+    from tuner.storage.reconnect import enable_reconnect
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    prep = prepare(config)
-    device = _claim_device(config, threads)
-    tracker = _open_tracking(config, optimize)
-    storage, study = _open_study(config, prep, tracker, say, allow_changes, worker_rank)
-    session = _Session(config, prep, device, tracker, storage, study, say)
-    _log_preflight(session)
-    _search(session, optimize, live)
-    return _conclude(session, refit, finish_early)
+    enable_reconnect(say)
+    interrupts = Interrupts()
+    restore = interrupts.install()
+    try:
+        with interrupts.allowed():  # nothing exists yet: Ctrl-C stops at once
+            prep = prepare(config)
+            device = _claim_device(config, threads)
+            storage, tracker = _open_stores(config, optimize)
+        # Held while the study and its parent run are made, so they exist together.
+        study = _open_study(config, prep, storage, tracker, say, allow_changes, worker_rank)
+        session = _Session(config, prep, device, tracker, storage, study, say)
+        try:
+            interrupts.check()
+            _log_preflight(session)
+            _search(session, optimize, live, interrupts)
+            return _conclude(session, refit, finish_early, interrupts)
+        except KeyboardInterrupt:
+            _interrupted(session)
+            raise
+    finally:
+        restore()
+
+
+def _interrupted(session: _Session) -> None:
+    """Ctrl-C or SIGTERM once the study exists: its parent run ends KILLED, the stop is
+    recorded (when the budget is not reached), and the user is told how to resume."""
+    from tuner.run.budget import count_finished
+    from tuner.storage.records import record_stop
+
+    try:
+        finished = count_finished(session.study, session.storage)
+    except Exception:  # the storage is what failed: the terminal still says what to do
+        finished = -1
+    total = session.config.budget.n_trials
+    if 0 <= finished < total:
+        record_stop(session.study, "an interrupt (Ctrl-C or SIGTERM)", finished, total)
+    _close(session, "KILLED")
+    done = f"after {finished}/{total} finished trials" if finished >= 0 else "early"
+    session.say(f"interrupted {done}; run the same command to resume")
 
 
 def _claim_device(config: StudyConfig, threads: int | None) -> Any:
@@ -104,35 +143,42 @@ def _claim_device(config: StudyConfig, threads: int | None) -> Any:
     return device
 
 
-def _open_tracking(config: StudyConfig, optimize: bool) -> Any:
-    """The tracker, once the storage's folder is known to be writable (before MLflow
-    gets an experiment); it checks that MLflow is reachable before the study exists."""
+def _open_stores(config: StudyConfig, optimize: bool) -> tuple[Any, Any]:
+    """The study storage, then MLflow's tracker: each checked before the next is touched,
+    so that a storage that fails its checks leaves no MLflow store or experiment, and
+    MLflow that cannot be reached leaves no new storage file. The study itself and the
+    experiment are made later, together (``_open_study``)."""
+    from tuner.storage.backends import build_storage, new_storage_file, remove_storage_file
     from tuner.storage.writable import check_storage_writable
     from tuner.tracking.tracker import open_tracker
 
     check_storage_writable(config.storage_url)
-    tracker = open_tracker(config)
+    made = new_storage_file(config.storage_url)
+    try:
+        storage = build_storage(config.storage_url)
+        tracker = open_tracker(config)
+    except BaseException:
+        remove_storage_file(made)
+        raise
     if optimize:
         tracker.start_writer()  # warms up (imports MLflow) while the study is set up
-    return tracker
+    return storage, tracker
 
 
 def _open_study(
-    config: StudyConfig, prep: Prepared, tracker: Any, say: Callable[[str], None],
+    config: StudyConfig, prep: Prepared, storage: Any, tracker: Any, say: Callable[[str], None],
     allow_changes: bool, worker_rank: int | None,
-) -> tuple[Any, optuna.Study]:
-    """Build the storage, sampler and pruner; create or join the study and its one
-    MLflow parent run; close the trial runs that dead workers left open."""
+) -> optuna.Study:
+    """Build the sampler and pruner; create or join the study and its one MLflow parent
+    run; close the trial runs that dead workers left open."""
     import optuna
 
     from tuner.config.registry import build_pruner, build_sampler
     from tuner.run.identity import resolve_rank, unnamed_worker_offset, worker_name
     from tuner.run.study import open_study, shared_parent_run
-    from tuner.storage.backends import build_storage
     from tuner.storage.urls import describe
     from tuner.tracking.params import study_params
 
-    storage = build_storage(config.storage_url)
     sampler_args = dict(config.sampler.args)
     if "seed" in _init_args(config.sampler.name):
         sampler_args = {"seed": config.seed, **sampler_args}
@@ -158,7 +204,7 @@ def _open_study(
         study, tracker, created, study_params(config), {"tuner.split_fingerprint": prep.split_fp}
     )
     tracker.close_orphans(study.get_trials(deepcopy=False))
-    return storage, study
+    return study
 
 
 def _log_preflight(session: _Session) -> None:
@@ -170,15 +216,14 @@ def _log_preflight(session: _Session) -> None:
     log_warnings(session.tracker, list(session.prep.warnings))
 
 
-def _search(session: _Session, optimize: bool, live: bool | None) -> None:
+def _search(session: _Session, optimize: bool, live: bool | None, interrupts: Interrupts) -> None:
     """Run trials until the study's budget is reached (or the timeout, or too many
-    failures in a row); an interrupt closes the study cleanly and is raised again."""
+    failures in a row); an interrupt is raised as KeyboardInterrupt."""
     import numpy as np
 
     from objectives.cv import CrossValidatedObjective
     from tuner.run.budget import Budget
     from tuner.run.identity import worker_name
-    from tuner.run.interrupts import Interrupts
     from tuner.run.trial import AfterTrial, TrialFunction, best_reference
     from tuner.storage.records import record_stop
     from tuner.views.diagnose import chance_level
@@ -196,18 +241,11 @@ def _search(session: _Session, optimize: bool, live: bool | None) -> None:
     deadline = time.monotonic() + config.budget.timeout if config.budget.timeout else None
     budget = Budget(study, session.storage, total, session.tracker, deadline=deadline)
     progress = Progress(total, budget.finished(), metric, live=live)
-    interrupts = Interrupts()
     trial_fn = TrialFunction(
         config, objective, session.tracker, budget, interrupts, chance, worker_name(), progress
     )
     after = AfterTrial(config, budget, progress, interrupts, session.say)
-    interrupted = _optimize(session, optimize, budget, progress, interrupts, trial_fn, after)
-    if interrupted:
-        finished = budget.finished()
-        record_stop(study, "an interrupt (Ctrl-C or SIGTERM)", finished, total)
-        _close(session, "KILLED")
-        session.say(f"interrupted after {finished}/{total} finished trials; run the same command to resume")
-        raise KeyboardInterrupt
+    _optimize(session, optimize, budget, progress, interrupts, trial_fn, after)
     if after.stop_reason:
         record_stop(study, f"{after.failures} failed trials in a row", budget.finished(), total)
         _close(session, "FAILED")
@@ -215,61 +253,92 @@ def _search(session: _Session, optimize: bool, live: bool | None) -> None:
 
 
 def _optimize(
-    session: _Session, optimize: bool, budget: Any, progress: Any, interrupts: Any,
+    session: _Session, optimize: bool, budget: Any, progress: Any, interrupts: Interrupts,
     trial_fn: Any, after: Any,
-) -> bool:
-    """``study.optimize`` under tuner's signal handlers; True when interrupted.
+) -> None:
+    """``study.optimize`` with tuner's signal handling (installed by ``run_study``).
 
     Raises:
-        StorageError: when the storage stopped accepting writes (disk full, database gone).
+        KeyboardInterrupt: on Ctrl-C or SIGTERM, once the trial in flight is closed.
+        StorageError: when the storage stopped accepting writes (disk full, database
+            gone for longer than the reconnect window), wherever in Optuna's loop.
     """
-    import optuna
-
-    from tuner.run.interrupts import quiet_surplus
     from tuner.run.study import close_stale
+    from tuner.storage.reconnect import storage_failure
+    from tuner.storage.urls import scheme
 
     study, config = session.study, session.config
-    restore = interrupts.install()
+    server = scheme(config.storage_url) not in ("sqlite", "journal")
+    recoveries = 0
     try:
-        # No n_trials: failed trials do not count, so the study runs until the budget's
-        # finished trials exist (or the timeout, or too many failures in a row).
-        with interrupts.allowed():
-            go = optimize and budget.wait_for_slot(after.waiting)
-        if go:
-            with quiet_surplus():
-                study.optimize(
-                    trial_fn, timeout=config.budget.timeout,
-                    callbacks=[after], catch=(Exception,), gc_after_trial=False,
-                )
-        interrupts.check()  # one that came after the last trial's callback
-        return False
-    except KeyboardInterrupt:
-        return True
-    except (optuna.exceptions.StorageInternalError, OSError) as e:
-        # Disk full, read-only file, database gone: the finished trials are committed.
-        restore()
-        progress.close()
-        _close(session, "FAILED")
-        raise _storage_failed(config, e) from None
+        while True:
+            try:
+                _optimize_once(study, config, optimize, budget, interrupts, trial_fn, after)
+                break
+            except Exception as e:
+                cause = storage_failure(e)
+                if cause is None:
+                    raise
+                # Optuna could not record the trial in flight (its MLflow run is closed):
+                # record it now if the storage takes the write. A database server that
+                # came back (a restart, a fail-over) carries the search on; a full disk,
+                # a read-only file or a server gone for good ends it, the finished trials
+                # being committed.
+                back = trial_fn.abandon(study)
+                if server and back and recoveries < MAX_RECOVERIES:
+                    recoveries += 1
+                    session.say(
+                        f"the study storage failed mid-trial ({_first_line(cause)}) and is back: the "
+                        "trial in flight is recorded as it ended, and the search carries on"
+                    )
+                    continue
+                progress.close()
+                _close(session, "FAILED")
+                raise _storage_failed(config, cause) from None
     finally:
-        restore()
         progress.close()
         # A worker killed meanwhile left its trial RUNNING: fail it once its heartbeat
         # is stale (which enqueues its retry) and close its MLflow run.
         close_stale(study, session.tracker)
 
 
-def _storage_failed(config: StudyConfig, e: BaseException) -> StorageError:
-    from tuner.secrets import mask_secrets
-    from tuner.storage.urls import describe
+def _optimize_once(
+    study: optuna.Study, config: StudyConfig, optimize: bool, budget: Any, interrupts: Interrupts,
+    trial_fn: Any, after: Any,
+) -> None:
+    from tuner.run.interrupts import quiet_surplus
 
-    cause = e.__cause__ or e.__context__ or e
-    first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    # No n_trials: failed trials do not count, so the study runs until the budget's
+    # finished trials exist (or the timeout, or too many failures in a row).
+    with interrupts.allowed():
+        go = optimize and budget.wait_for_slot(after.waiting)
+    if go:
+        with quiet_surplus():
+            study.optimize(
+                trial_fn, timeout=config.budget.timeout,
+                callbacks=[after], catch=(Exception,), gc_after_trial=False,
+            )
+    interrupts.check()  # one that came after the last trial's callback
+
+
+def _first_line(e: BaseException) -> str:
+    from tuner.secrets import mask_secrets
+
+    text = str(e).strip()
+    return mask_secrets(text.splitlines()[0] if text else type(e).__name__)
+
+
+def _storage_failed(config: StudyConfig, e: BaseException) -> StorageError:
+    from tuner.storage.urls import describe, scheme
+
+    if scheme(config.storage_url) in ("sqlite", "journal"):
+        fix = "free disk space or fix the storage, then run the same command to resume"
+    else:
+        fix = ("once the database is reachable again, run the same command to resume (the trial "
+               "that was in flight is retried)")
     return StorageError(
         f"the study storage ({describe(config.storage_url)}) stopped accepting writes: "
-        f"{mask_secrets(first)}. "
-        "Trials finished before this are kept; free disk space or fix the storage, then run "
-        "the same command to resume"
+        f"{_first_line(e)}. Trials finished before this are kept; {fix}"
     )
 
 
@@ -280,7 +349,9 @@ def _close(session: _Session, status: str) -> None:
         session.say(f"warning: {w}")
 
 
-def _conclude(session: _Session, refit: bool, finish_early: bool) -> dict[str, Any]:
+def _conclude(
+    session: _Session, refit: bool, finish_early: bool, interrupts: Interrupts
+) -> dict[str, Any]:
     """Refit the best configuration and score the test split once (when the budget is
     reached, or when asked to finish early), log the study's plots, close its parent
     run, and summarize it. A search stopped short of its budget leaves the test split
@@ -302,14 +373,11 @@ def _conclude(session: _Session, refit: bool, finish_early: bool) -> dict[str, A
             say(f"finishing early, as asked, at {finished}/{total} trials: the test split is scored "
                 "now, and its record says the search was cut short")
         prep = session.prep
-        try:
+        with interrupts.allowed():  # the refit closes its run KILLED on the way out
             extra["test"] = score_best(
                 config, prep.dataset, prep.splits, study, tracker, session.device, prep.split_fp,
                 say=say, trials_finished=finished,
             )
-        except KeyboardInterrupt:
-            tracker.close_parent("KILLED")
-            raise
     if not has_complete:
         say("no trial completed, so there is nothing to refit; the test split stays unscored")
     running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))

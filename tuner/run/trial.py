@@ -5,6 +5,7 @@ a row, waiting for a slot)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,7 @@ class TrialFunction:
         self.config, self.objective, self.tracker = config, objective, tracker
         self.budget, self.interrupts = budget, interrupts
         self.chance, self.worker, self.progress = chance, worker, progress
+        self.in_flight: _InFlight | None = None
 
     def __call__(self, trial: optuna.Trial) -> float:
         import optuna
@@ -58,6 +60,7 @@ class TrialFunction:
         from tuner.views.diagnose import CurveRecorder, record_diagnosis
 
         metric = self.config.objective.metric
+        self.in_flight = None
         self.interrupts.check()  # held since Optuna created this trial: it ends FAIL, cleanly
         if not self.budget.claim(trial.number):
             trial.set_user_attr("surplus", True)
@@ -70,27 +73,78 @@ class TrialFunction:
             trial.number, params, metric, self.worker,
             on_run_id=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id),
         )
-        curves = CurveRecorder(run)  # keeps the curves for the trial's diagnosis
-        reporter = self.progress.reporter(
-            trial.number, curves, self.config.data.folds, self.config.training.max_epochs
-        )
+        self.in_flight = _InFlight(trial.number)
+        state, value = "failed", None
         try:
+            curves = CurveRecorder(run)  # keeps the curves for the trial's diagnosis
+            reporter = self.progress.reporter(
+                trial.number, curves, self.config.data.folds, self.config.training.max_epochs
+            )
             with self.interrupts.allowed():
                 value = self.objective(trial, params, reporter)
+            record_diagnosis(trial, curves, metric, self.chance)
+            state = self.in_flight.state = "complete"
+            self.in_flight.value = value
+            return value
         except optuna.TrialPruned:
             record_diagnosis(trial, curves, metric, self.chance)
-            run.end("pruned", attrs=trial.user_attrs)
+            state = self.in_flight.state = "pruned"
             raise
         except KeyboardInterrupt:
-            run.end("interrupted", attrs=trial.user_attrs)
+            state = "interrupted"
             raise
         except Exception as e:
-            trial.set_user_attr("error", f"{type(e).__name__}: {e}"[:2000])
-            run.end("failed", attrs=trial.user_attrs, error=e)
+            _quietly(trial.set_user_attr, "error", f"{type(e).__name__}: {e}"[:2000])
             raise
-        record_diagnosis(trial, curves, metric, self.chance)
-        run.end("complete", value=value, attrs=trial.user_attrs)
-        return value
+        finally:
+            # Whatever happened, even the storage failing mid-trial: the run is closed.
+            error = sys.exc_info()[1] if state == "failed" else None
+            run.end(state, value=value if state == "complete" else None,
+                    attrs=_quietly(lambda: trial.user_attrs) or {}, error=error)
+
+    def abandon(self, study: optuna.Study) -> bool:
+        """After the storage failed inside Optuna's loop: record the trial in flight as
+        it ended (complete, pruned or failed), since Optuna could not.
+
+        Returns:
+            True when the storage took the write (or had it already), so that it is
+            working again; False when it still fails.
+        """
+        import optuna
+
+        done, self.in_flight = self.in_flight, None
+        try:
+            if done is None:  # the failure came between trials: is the storage back?
+                study.get_trials(deepcopy=False)
+                return True
+            stored = next(t for t in study.get_trials(deepcopy=False) if t.number == done.number)
+            if stored.state != optuna.trial.TrialState.RUNNING:
+                return True  # Optuna's write went through before the failure
+            if done.state == "complete" and done.value is not None:
+                study.tell(done.number, done.value)
+            else:
+                state = optuna.trial.TrialState.PRUNED if done.state == "pruned" else None
+                study.tell(done.number, state=state or optuna.trial.TrialState.FAIL)
+            return True
+        except Exception:
+            return False
+
+
+class _InFlight:
+    """The trial being run, and how it ended, until Optuna has recorded it."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.state = "failed"
+        self.value: float | None = None
+
+
+def _quietly(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``, or None if it fails: for writes to a storage that may be down."""
+    try:
+        return fn(*args)
+    except Exception:
+        return None
 
 
 class AfterTrial:

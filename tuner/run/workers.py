@@ -138,15 +138,25 @@ def init_study(config: StudyConfig, allow_changes: bool = False) -> None:
     """Create (or join and check) the study and its MLflow parent run once, before
     the workers start: so a refused join is reported once, not N times, and N
     workers never race to create the same MLflow store or storage tables."""
+    import optuna
+
     from tuner.run.prepare import prepare
     from tuner.run.study import open_study, shared_parent_run
-    from tuner.storage.backends import build_storage
+    from tuner.storage.backends import build_storage, new_storage_file, remove_storage_file
+    from tuner.storage.writable import check_storage_writable
     from tuner.tracking.params import study_params
     from tuner.tracking.tracker import open_tracker
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     prep = prepare(config)
-    tracker = open_tracker(config)
-    storage = build_storage(config.storage_url)
+    check_storage_writable(config.storage_url)
+    made = new_storage_file(config.storage_url)
+    try:  # the storage, then MLflow: as run_study opens them
+        storage = build_storage(config.storage_url)
+        tracker = open_tracker(config)
+    except BaseException:
+        remove_storage_file(made)
+        raise
     study, created = open_study(
         config,
         storage,

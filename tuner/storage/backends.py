@@ -13,6 +13,7 @@ Schemes (all Optuna's own storages):
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import warnings
@@ -23,7 +24,10 @@ from tuner.errors import StorageError
 from tuner.secrets import mask_url
 from tuner.storage.urls import describe, scheme
 
-__all__ = ["GRACE_PERIOD", "HEARTBEAT_INTERVAL", "build_storage", "enable_fast_sqlite"]
+__all__ = [
+    "GRACE_PERIOD", "HEARTBEAT_INTERVAL", "build_storage", "enable_fast_sqlite", "new_storage_file",
+    "remove_storage_file",
+]
 
 # Seconds between heartbeats, and before a silent trial is declared dead. Short
 # enough that a killed worker's trial is retried within a couple of minutes.
@@ -56,6 +60,24 @@ def enable_fast_sqlite() -> None:
         event.listen(Engine, "connect", _sqlite_on_connect)
 
 
+@functools.cache
+def _storage_class() -> type:
+    import optuna
+
+    class HeartbeatTolerantRDBStorage(optuna.storages.RDBStorage):
+        """A heartbeat that fails (the database restarting) skips one beat instead of
+        ending Optuna's heartbeat thread with a traceback: the trial lives on, and the
+        next beat (after the reconnect) keeps it from being declared stale."""
+
+        def record_heartbeat(self, trial_id: int) -> None:
+            try:
+                super().record_heartbeat(trial_id)
+            except Exception:
+                pass
+
+    return HeartbeatTolerantRDBStorage
+
+
 def build_storage(url: str, *, max_retry: int = 2, create: bool = True) -> Any:
     """Build the Optuna storage for ``url``.
 
@@ -70,6 +92,7 @@ def build_storage(url: str, *, max_retry: int = 2, create: bool = True) -> Any:
     import optuna
 
     kind = scheme(url)
+    made = new_storage_file(url)
     try:
         if kind == "journal":
             from optuna.storages.journal import JournalFileBackend
@@ -103,13 +126,16 @@ def build_storage(url: str, *, max_retry: int = 2, create: bool = True) -> Any:
             # Wait for a writer instead of failing at once when workers share the file.
             engine_kwargs["connect_args"] = {"timeout": 60}
         else:
-            engine_kwargs["pool_pre_ping"] = True  # survive a database restart
+            from tuner.storage.reconnect import enable_reconnect
+
+            engine_kwargs["pool_pre_ping"] = True  # survive a database restart...
+            enable_reconnect()  # ...even while it is still down: wait for it
         with warnings.catch_warnings():
             # Optuna flags the heartbeat API as experimental; it is what crash recovery is.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             for attempt in range(3):
                 try:
-                    return optuna.storages.RDBStorage(
+                    return _storage_class()(
                         url,
                         engine_kwargs=engine_kwargs,
                         heartbeat_interval=HEARTBEAT_INTERVAL,
@@ -125,10 +151,29 @@ def build_storage(url: str, *, max_retry: int = 2, create: bool = True) -> Any:
                         raise
                     time.sleep(1.0 + attempt)
     except StorageError:
+        remove_storage_file(made)
         raise
     except Exception as e:  # driver errors vary; none may carry the password out
+        remove_storage_file(made)
         reason = mask_url(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
         raise StorageError(
             f"cannot open the study storage ({describe(url)}): {reason}. Check that the "
             "server is running and reachable, and the database exists"
         ) from None
+
+
+def new_storage_file(url: str) -> str | None:
+    """The SQLite file ``url`` names, when it does not exist yet (so that a storage
+    that fails while being created leaves no empty file behind)."""
+    if scheme(url) != "sqlite" or ":///" not in url:
+        return None
+    path = url.split(":///", 1)[1].split("?", 1)[0]
+    return None if not path or path == ":memory:" or os.path.exists(path) else path
+
+
+def remove_storage_file(path: str | None) -> None:
+    for p in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal") if path else ():
+        try:
+            os.remove(p)
+        except OSError:
+            pass

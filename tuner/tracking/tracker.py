@@ -47,32 +47,41 @@ class Tracker:
         self._writer: Any = None
         self.warnings: list[str] = []
         self.outage = Outage()  # retries writes; remembers runs left incomplete
+        self._experiment_id: str | None = None
         try:
             # MLflow retries a database it cannot reach for minutes: try it once first.
             check_tracking_database(uri)
             self.client = MlflowClient(tracking_uri=uri)
             exp = self.client.get_experiment_by_name(experiment)
-            if exp is None:
-                self.experiment_id = self.client.create_experiment(
-                    experiment, artifact_location=_artifact_location(uri, experiment),
-                    tags={"tuner.study": study_name},
-                )
-            else:
+            if exp is not None:
                 if exp.lifecycle_stage == "deleted":
                     raise TunerError(
                         f"MLflow experiment {experiment!r} is deleted: restore it in the MLflow UI, "
                         "or set mlflow.experiment to another name"
                     )
-                self.experiment_id = exp.experiment_id
+                self._experiment_id = exp.experiment_id
         except TunerError:
             raise
         except Exception as e:
-            raise TunerError(
-                f"cannot reach MLflow tracking at {mask_secrets(uri)}: "
-                f"{mask_secrets(str(e).splitlines()[0] if str(e) else type(e).__name__)}. "
-                "Start the tracking server, fix mlflow.tracking_uri, or set mlflow.enabled: false"
-            ) from None
+            raise _unreachable(uri, e) from None
         self.parent_id: str | None = None
+
+    @property
+    def experiment_id(self) -> str:
+        """The study's experiment, created on first use: only once the study storage
+        is open, so that a storage that fails its checks leaves no experiment behind."""
+        if self._experiment_id is None:
+            try:
+                self._experiment_id = self.client.create_experiment(
+                    self.experiment, artifact_location=_artifact_location(self.uri, self.experiment),
+                    tags={"tuner.study": self.study_name},
+                )
+            except Exception as e:
+                exp = self.client.get_experiment_by_name(self.experiment)  # another worker made it
+                if exp is None:
+                    raise _unreachable(self.uri, e) from None
+                self._experiment_id = exp.experiment_id
+        return self._experiment_id
 
     def warn(self, text: str) -> None:
         self.warnings.append(mask_secrets(text))
@@ -304,7 +313,19 @@ class Tracker:
 def open_tracker(config: StudyConfig) -> Tracker | NullTracker:
     if not config.mlflow.enabled:
         return NullTracker()
+    from tuner.storage.writable import check_storage_writable
+
+    # A local store on a full or read-only disk: say so before MLflow creates its file.
+    check_storage_writable(config.tracking_uri, "the MLflow store", "mlflow.tracking_uri")
     return Tracker(config.tracking_uri, config.experiment_name, config.name)
+
+
+def _unreachable(uri: str, e: BaseException) -> TunerError:
+    return TunerError(
+        f"cannot reach MLflow tracking at {mask_secrets(uri)}: "
+        f"{mask_secrets(str(e).splitlines()[0] if str(e) else type(e).__name__)}. "
+        "Start the tracking server, fix mlflow.tracking_uri, or set mlflow.enabled: false"
+    )
 
 
 def _artifact_location(uri: str, experiment: str) -> str | None:
