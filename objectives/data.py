@@ -56,6 +56,11 @@ def load_dataset(
         return images.load_imagefolder(folder, source, image_size=size, cache_limit_mb=limit)
     path = Path(source).expanduser()
     path = path if path.is_absolute() else base_dir / path
+    if path.is_dir():
+        raise DataError(
+            f"data.source {source!r} is a folder ({path}), not a data file: give a .csv or .npz "
+            "file, or imagefolder:PATH for a folder of images by class"
+        )
     if not path.is_file():
         raise DataError(f"data file {path} does not exist (data.source: {source})")
     if path.suffix.lower() == ".npz":
@@ -79,6 +84,14 @@ def _sklearn(name: str) -> Dataset:
 
 
 def _npz(path: Path) -> Dataset:
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        # np.load would try it as a pickle and suggest allow_pickle: never for data files.
+        raise DataError(
+            f"{path} is not an .npz archive (not a zip file): save it with "
+            "np.savez(path, X=features, y=labels), or give a .csv"
+        )
     try:
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in ("X", "y") if k not in f.files]

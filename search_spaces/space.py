@@ -53,6 +53,12 @@ class ParamSpec(BaseModel):
                 "empty spec: give one of float: [low, high], int: [low, high], "
                 "categorical: [choices] or fixed: value"
             )
+        for key in ("float", "int", "step"):
+            value = data.get(key)
+            if isinstance(value, bool) or (
+                isinstance(value, (list, tuple)) and any(isinstance(v, bool) for v in value)
+            ):
+                raise ValueError(f"{key} takes numbers, not true/false, got {value!r}")
         return data
 
     @model_validator(mode="after")
@@ -86,6 +92,11 @@ class ParamSpec(BaseModel):
                 raise ValueError("log: true and step cannot be combined (Optuna forbids it)")
             if self.int_ is not None and self.step is not None and self.step != int(self.step):
                 raise ValueError(f"an int range needs an integer step, got {self.step}")
+            if self.step is not None and high > low and self.step > high - low:
+                raise ValueError(
+                    f"step {self.step:g} is wider than the range [{low}, {high}]: only {low} could "
+                    f"ever be drawn; use a step of at most {high - low:g}, or fixed: {low}"
+                )
         elif self.log or self.step is not None:
             raise ValueError("log and step apply to float and int ranges only")
         if self.categorical is not None and len(self.categorical) == 0:

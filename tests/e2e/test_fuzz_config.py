@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 
 from tuner.cli import main
 
-N_EXAMPLES = 260
+N_EXAMPLES = 300
 SEEN: Counter[str] = Counter()
 PASSED: Counter[str] = Counter()
 
@@ -302,6 +302,59 @@ def unreadable_data(draw: st.DrawFn) -> Case:
     return _case("unreadable data path", doc, "data.source", Path(name).name, files=files, dirs=dirs)
 
 
+FAULT_KINDS = [
+    "bool budget", "step wider than range", "blank experiment", "data folder", "npz not a zip",
+    "null section", "in-memory storage", "two-slash url", "huge study file", "unreachable database",
+]
+
+
+@st.composite
+def faults_inputs(draw: st.DrawFn, kinds: list[str] = FAULT_KINDS) -> Case:
+    """The inputs issue #19 found accepted or answered without a fix: each must now be
+    refused with a message that says what to do."""
+    how = draw(st.sampled_from(kinds))
+    doc = base_doc()
+    stem = draw(st.text(alphabet="abcxyz", min_size=1, max_size=6))
+    if how == "bool budget":
+        key = draw(st.sampled_from(["budget.n_trials", "data.folds", "training.max_epochs", "seed"]))
+        return _case("issue 19 inputs", _set(doc, key, draw(st.booleans())), f"{key}: must be a number")
+    if how == "step wider than range":
+        low = draw(st.integers(min_value=1, max_value=100))
+        span = draw(st.integers(min_value=1, max_value=50))
+        step = draw(st.integers(min_value=span + 1, max_value=span + 200))
+        spec = {"int": [low, low + span], "step": step}
+        doc = _set(doc, "search_space.width", spec)
+        return _case("issue 19 inputs", doc, "wider than the range")
+    if how == "blank experiment":
+        name = draw(st.sampled_from(["   ", " x", "x ", "\t", " fuzz "]))
+        return _case("issue 19 inputs", _set(doc, "mlflow.experiment", name), "blank space")
+    if how == "data folder":
+        name = f"{stem}.{draw(st.sampled_from(['npz', 'csv']))}"
+        doc = _set(_set(doc, "data.source", name), "data.target", "y")
+        return _case("issue 19 inputs", doc, "is a folder", dirs=[name])
+    if how == "npz not a zip":
+        data = draw(st.binary(min_size=0, max_size=256).filter(lambda b: not b.startswith(b"PK")))
+        name = f"{stem}.npz"
+        return _case("issue 19 inputs", _set(doc, "data.source", name), "not an .npz archive",
+                     files={name: data})
+    if how == "null section":
+        key = draw(st.sampled_from(["data", "training", "budget", "model", "objective"]))
+        return _case("issue 19 inputs", _set(doc, key, None), "must be a mapping")
+    if how == "in-memory storage":
+        url = draw(st.sampled_from(["sqlite:///:memory:", "sqlite:///file::memory:?cache=shared&mode=memory"]))
+        return _case("issue 19 inputs", _set(doc, "storage", url), "in-memory storage")
+    if how == "two-slash url":
+        url = draw(st.sampled_from(["sqlite", "journal"])) + f"://{stem}.db"
+        return _case("issue 19 inputs", _set(doc, "storage", url), "lacks a slash")
+    if how == "huge study file":
+        mb = draw(st.floats(min_value=1.01, max_value=3.0))
+        text = _dump(doc) + "# " + "x" * int(mb * 1_000_000) + "\n"
+        return Case("issue 19 inputs", text, ["MB limit"])
+    port = draw(st.sampled_from([1, 9, 5433]))
+    url = f"postgresql://postgres@127.0.0.1:{port}/tuner_fuzz"
+    return _case("issue 19 inputs", _set(doc, "storage", url), "cannot open the study storage")
+
+
 @st.composite
 def not_a_mapping(draw: st.DrawFn) -> Case:
     text = draw(
@@ -454,6 +507,7 @@ CATEGORIES = {
     "huge number": st.one_of(huge_number(), huge_range()),
     "unicode": unicode_case(),
     "YAML attack": yaml_attack(),
+    "issue 19 inputs": faults_inputs(),
 }
 # wrong types span the most keys: draw them twice as often
 cases = st.one_of(CATEGORIES["wrong type"], *CATEGORIES.values())
@@ -550,6 +604,20 @@ def test_every_category_was_generated() -> None:
     )
     assert set(SEEN) == set(CATEGORIES), f"never generated: {set(CATEGORIES) - set(SEEN)}"
     assert sum(SEEN.values()) >= 200
+
+
+@pytest.mark.parametrize("kind", FAULT_KINDS)
+@settings(max_examples=4, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_each_input_of_issue_19_is_refused_with_its_fix(kind: str, data: st.DataObject) -> None:
+    case = data.draw(faults_inputs(kinds=[kind]))
+    root = Path(tempfile.mkdtemp(prefix="fuzz19-"))
+    try:
+        code, out, err = run_case(case, root)
+        check_refused(case, code, out, err, root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 SUBPROCESS_CASES = [

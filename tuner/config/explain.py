@@ -34,6 +34,14 @@ def explain(err: ValidationError, source: str) -> str:
         if item["type"] == "missing":
             parts.append(f"{where} is required")
             continue
+        if item["type"] in ("model_type", "dict_type") and not isinstance(item.get("input"), Mapping):
+            model = _model_at(loc)
+            fields = [f.alias or n for n, f in model.model_fields.items()] if model else []
+            got = item.get("input")
+            shown = "nothing (null)" if got is None else repr(got)
+            keys = f" with keys among {', '.join(fields)}" if fields else ""
+            parts.append(f"{where} must be a mapping{keys}, got {shown}: indent its settings under {loc[-1]}:")
+            continue
         got = item.get("input")
         shown = "" if isinstance(got, (Mapping, list)) or got is None else f", got {got!r}"
         if shown and shown in msg:  # our own validators already name the value

@@ -29,6 +29,27 @@ FAMILIES = ("mlp", "cnn", "resnet18")
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_number(cls, v: Any, info: Any) -> Any:
+        # Pydantic reads `n_trials: true` as 1; YAML's true is never meant as a number.
+        if isinstance(v, bool) and not _takes_bool(cls.model_fields[info.field_name].annotation):
+            raise ValueError("must be a number (YAML's true and false are not numbers)")
+        return v
+
+
+def _takes_bool(annotation: Any) -> bool:
+    """Whether a field's type admits a bool: anything but a number (``int``, ``float``,
+    ``int | None``, ...); pydantic itself refuses a bool for text."""
+    import typing
+
+    if annotation is bool or annotation is Any:
+        return True
+    args = typing.get_args(annotation)
+    if not args:
+        return not isinstance(annotation, type) or not issubclass(annotation, (int, float))
+    return any(_takes_bool(a) for a in args if a is not type(None))
+
 
 class ObjectiveConfig(_Strict):
     metric: Literal["accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss"] = (
@@ -282,3 +303,14 @@ class MlflowConfig(_Strict):
     )
     experiment: str | None = Field(default=None, min_length=1, description="default: the study name")
     log_model: bool = True
+
+    @field_validator("experiment")
+    @classmethod
+    def _experiment_name(cls, v: str | None) -> str | None:
+        if v is not None and (not v.strip() or v != v.strip()):
+            raise ValueError(
+                f"{v!r} has blank space at its ends (or is only spaces): MLflow would show an "
+                "experiment that looks unnamed; give a name like my-study, or leave it out to "
+                "use the study's name"
+            )
+        return v

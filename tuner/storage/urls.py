@@ -20,12 +20,31 @@ def scheme(url: str) -> str:
 
 
 def check_scheme(url: str) -> None:
-    """Raise ``ValueError`` for a storage URL tuner cannot open (password masked)."""
-    if scheme(url) not in SCHEMES:
+    """Raise ``ValueError`` for a storage URL tuner cannot open (password masked): an
+    unknown scheme, a file URL without its third slash, or a storage that lives only as
+    long as the process (no resume, and every re-run would score the test split again)."""
+    kind = scheme(url)
+    if kind not in SCHEMES:
         raise ValueError(
             f"unsupported storage URL {mask_url(url)!r}: use sqlite:///FILE.db, "
             "postgresql://USER@HOST/DB, journal:///FILE.log, redis://HOST:PORT/DB or grpc://HOST:PORT"
         )
+    if kind in ("sqlite", "journal"):
+        rest = url.split(":", 1)[1]
+        if not rest.startswith("///"):
+            path = rest.lstrip("/")
+            raise ValueError(
+                f"{url!r} lacks a slash: a {kind} URL is {kind}:/// followed by the file "
+                f"({kind}:///{path or 'study.db'} beside the study file, {kind}:////abs/path for "
+                "an absolute path)"
+            )
+        path = rest[3:].split("?", 1)[0]
+        if path in ("", ":memory:") or "mode=memory" in url:
+            raise ValueError(
+                f"{url!r} is an in-memory storage, gone when the process ends: the study could not "
+                "resume, and every re-run would score the held-out test split again. Use a file "
+                f"({kind}:///study.db) or a database server"
+            )
 
 
 def resolve_url(url: str, base_dir: Path) -> str:
