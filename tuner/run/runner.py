@@ -6,7 +6,7 @@
    writer started);
 4. ``_open_study``: the sampler and pruner; the study created or joined, with
    its one MLflow parent run;
-5. ``_search``: the trials, to the global budget (or the timeout, or too many failures);
+5. ``search`` (``tuner.run.search``): the trials, to the global budget (or the timeout, or too many failures);
 6. ``_conclude``: the refit of the best configuration and the single scoring of the
    held-out test split, the study's plots, its parent run closed, the summary.
 
@@ -17,14 +17,12 @@ made (and checked) before any storage, study or MLflow run exists.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tuner.errors import StorageError, TunerError
 from tuner.run.interrupts import Interrupted
 from tuner.run.prepare import Prepared, prepare
+from tuner.run.search import Session, close, search
 
 if TYPE_CHECKING:
     import optuna
@@ -33,23 +31,6 @@ if TYPE_CHECKING:
     from tuner.run.interrupts import Interrupts
 
 __all__ = ["Interrupted", "Prepared", "prepare", "run_study"]
-
-# Times one run carries on after its database server failed mid-trial and came back.
-MAX_RECOVERIES = 5
-
-
-@dataclass
-class _Session:
-    """What the phases after ``prepare`` share."""
-
-    config: StudyConfig
-    prep: Prepared
-    device: Any
-    tracker: Any
-    storage: Any
-    study: optuna.Study
-    say: Callable[[str], None]
-
 
 def run_study(
     config: StudyConfig,
@@ -98,11 +79,11 @@ def run_study(
             storage, tracker = _open_stores(config, optimize)
         # Held while the study and its parent run are made, so they exist together.
         study = _open_study(config, prep, storage, tracker, say, allow_changes, worker_rank)
-        session = _Session(config, prep, device, tracker, storage, study, say)
+        session = Session(config, prep, device, tracker, storage, study, say)
         try:
             interrupts.check()
             _log_preflight(session)
-            _search(session, optimize, live, interrupts)
+            search(session, optimize, live, interrupts)
             return _conclude(session, refit, finish_early, interrupts)
         except KeyboardInterrupt:
             _interrupted(session)
@@ -111,7 +92,7 @@ def run_study(
         restore()
 
 
-def _interrupted(session: _Session) -> None:
+def _interrupted(session: Session) -> None:
     """Ctrl-C or SIGTERM once the study exists: its parent run ends KILLED, the stop is
     recorded (when the budget is not reached), and the user is told how to resume."""
     from tuner.run.budget import count_finished
@@ -124,7 +105,7 @@ def _interrupted(session: _Session) -> None:
     total = session.config.budget.n_trials
     if 0 <= finished < total:
         record_stop(session.study, "an interrupt (Ctrl-C or SIGTERM)", finished, total)
-    _close(session, "KILLED")
+    close(session, "KILLED")
     done = f"after {finished}/{total} finished trials" if finished >= 0 else "early"
     session.say(f"interrupted {done}; run the same command to resume")
 
@@ -207,7 +188,7 @@ def _open_study(
     return study
 
 
-def _log_preflight(session: _Session) -> None:
+def _log_preflight(session: Session) -> None:
     """The pre-flight warnings, printed and logged on the study's parent run."""
     from tuner.run.preflight import log_warnings
 
@@ -216,141 +197,8 @@ def _log_preflight(session: _Session) -> None:
     log_warnings(session.tracker, list(session.prep.warnings))
 
 
-def _search(session: _Session, optimize: bool, live: bool | None, interrupts: Interrupts) -> None:
-    """Run trials until the study's budget is reached (or the timeout, or too many
-    failures in a row); an interrupt is raised as KeyboardInterrupt."""
-    import numpy as np
-
-    from objectives.cv import CrossValidatedObjective
-    from tuner.run.budget import Budget
-    from tuner.run.identity import worker_name
-    from tuner.run.trial import AfterTrial, TrialFunction, best_reference
-    from tuner.storage.records import record_stop
-    from tuner.views.diagnose import chance_level
-    from tuner.views.progress import Progress
-
-    config, prep, study = session.config, session.prep, session.study
-    metric = config.objective.metric
-    chance = chance_level(
-        metric, np.bincount(prep.dataset.y[prep.splits.trainval], minlength=prep.dataset.n_classes)
-    )
-    objective = CrossValidatedObjective(
-        config, prep.dataset, prep.splits, session.device, lambda: best_reference(study)
-    )
-    total = config.budget.n_trials
-    deadline = time.monotonic() + config.budget.timeout if config.budget.timeout else None
-    budget = Budget(study, session.storage, total, session.tracker, deadline=deadline)
-    progress = Progress(total, budget.finished(), metric, live=live)
-    trial_fn = TrialFunction(
-        config, objective, session.tracker, budget, interrupts, chance, worker_name(), progress
-    )
-    after = AfterTrial(config, budget, progress, interrupts, session.say)
-    _optimize(session, optimize, budget, progress, interrupts, trial_fn, after)
-    if after.stop_reason:
-        record_stop(study, f"{after.failures} failed trials in a row", budget.finished(), total)
-        _close(session, "FAILED")
-        raise TunerError(after.stop_reason)
-
-
-def _optimize(
-    session: _Session, optimize: bool, budget: Any, progress: Any, interrupts: Interrupts,
-    trial_fn: Any, after: Any,
-) -> None:
-    """``study.optimize`` with tuner's signal handling (installed by ``run_study``).
-
-    Raises:
-        KeyboardInterrupt: on Ctrl-C or SIGTERM, once the trial in flight is closed.
-        StorageError: when the storage stopped accepting writes (disk full, database
-            gone for longer than the reconnect window), wherever in Optuna's loop.
-    """
-    from tuner.run.study import close_stale
-    from tuner.storage.reconnect import storage_failure
-    from tuner.storage.urls import scheme
-
-    study, config = session.study, session.config
-    server = scheme(config.storage_url) not in ("sqlite", "journal")
-    recoveries = 0
-    try:
-        while True:
-            try:
-                _optimize_once(study, config, optimize, budget, interrupts, trial_fn, after)
-                break
-            except Exception as e:
-                cause = storage_failure(e)
-                if cause is None:
-                    raise
-                # Optuna could not record the trial in flight (its MLflow run is closed):
-                # record it now if the storage takes the write. A database server that
-                # came back (a restart, a fail-over) carries the search on; a full disk,
-                # a read-only file or a server gone for good ends it, the finished trials
-                # being committed.
-                back = trial_fn.abandon(study)
-                if server and back and recoveries < MAX_RECOVERIES:
-                    recoveries += 1
-                    session.say(
-                        f"the study storage failed mid-trial ({_first_line(cause)}) and is back: the "
-                        "trial in flight is recorded as it ended, and the search carries on"
-                    )
-                    continue
-                progress.close()
-                _close(session, "FAILED")
-                raise _storage_failed(config, cause) from None
-    finally:
-        progress.close()
-        # A worker killed meanwhile left its trial RUNNING: fail it once its heartbeat
-        # is stale (which enqueues its retry) and close its MLflow run.
-        close_stale(study, session.tracker)
-
-
-def _optimize_once(
-    study: optuna.Study, config: StudyConfig, optimize: bool, budget: Any, interrupts: Interrupts,
-    trial_fn: Any, after: Any,
-) -> None:
-    from tuner.run.interrupts import quiet_surplus
-
-    # No n_trials: failed trials do not count, so the study runs until the budget's
-    # finished trials exist (or the timeout, or too many failures in a row).
-    with interrupts.allowed():
-        go = optimize and budget.wait_for_slot(after.waiting)
-    if go:
-        with quiet_surplus():
-            study.optimize(
-                trial_fn, timeout=config.budget.timeout,
-                callbacks=[after], catch=(Exception,), gc_after_trial=False,
-            )
-    interrupts.check()  # one that came after the last trial's callback
-
-
-def _first_line(e: BaseException) -> str:
-    from tuner.secrets import mask_secrets
-
-    text = str(e).strip()
-    return mask_secrets(text.splitlines()[0] if text else type(e).__name__)
-
-
-def _storage_failed(config: StudyConfig, e: BaseException) -> StorageError:
-    from tuner.storage.urls import describe, scheme
-
-    if scheme(config.storage_url) in ("sqlite", "journal"):
-        fix = "free disk space or fix the storage, then run the same command to resume"
-    else:
-        fix = ("once the database is reachable again, run the same command to resume (the trial "
-               "that was in flight is retried)")
-    return StorageError(
-        f"the study storage ({describe(config.storage_url)}) stopped accepting writes: "
-        f"{_first_line(e)}. Trials finished before this are kept; {fix}"
-    )
-
-
-def _close(session: _Session, status: str) -> None:
-    """End the study's parent run early (KILLED, FAILED) and say what tracking lost."""
-    session.tracker.close_parent(status)
-    for w in session.tracker.settle():
-        session.say(f"warning: {w}")
-
-
 def _conclude(
-    session: _Session, refit: bool, finish_early: bool, interrupts: Interrupts
+    session: Session, refit: bool, finish_early: bool, interrupts: Interrupts
 ) -> dict[str, Any]:
     """Refit the best configuration and score the test split once (when the budget is
     reached, or when asked to finish early), log the study's plots, close its parent
@@ -394,7 +242,7 @@ def _conclude(
     return summarize(config, study, extra=extra)
 
 
-def _stopped_short(session: _Session, finished: int, refit: bool) -> None:
+def _stopped_short(session: Session, finished: int, refit: bool) -> None:
     """The search ended before the budget without an interrupt or failures: the timeout,
     or (for the parent of ``--workers``) workers that stopped. Recorded on the study
     for ``tune status``; the test split stays sealed."""

@@ -95,61 +95,15 @@ def build_storage(url: str, *, max_retry: int = 2, create: bool = True) -> Any:
     made = new_storage_file(url)
     try:
         if kind == "journal":
-            from optuna.storages.journal import JournalFileBackend
-
-            path = url.split(":///", 1)[1]
-            if not create and not os.path.exists(path):
-                raise StorageError(f"no study storage at {path}: run `tune STUDY.yaml` first")
-            return optuna.storages.JournalStorage(JournalFileBackend(path))
+            return _journal(url, create)
         if kind in ("redis", "rediss"):
-            from urllib.parse import parse_qsl, urlencode
-
-            from optuna.storages.journal import JournalRedisBackend
-
-            # ?prefix=NAME keeps several journals apart in one Redis database.
-            parsed = urlparse(url)
-            query = dict(parse_qsl(parsed.query))
-            prefix = query.pop("prefix", "")
-            plain = parsed._replace(query=urlencode(query)).geturl()
-            return optuna.storages.JournalStorage(JournalRedisBackend(plain, prefix=prefix))
+            return _redis(url)
         if kind == "grpc":
             parsed = urlparse(url)
             return optuna.storages.GrpcStorageProxy(
                 host=parsed.hostname or "localhost", port=parsed.port or 13000
             )
-        engine_kwargs: dict[str, Any] = {}
-        if kind == "sqlite":
-            enable_fast_sqlite()
-            path = url.split(":///", 1)[1]
-            if not create and not os.path.exists(path):
-                raise StorageError(f"no study storage at {path}: run `tune STUDY.yaml` first")
-            # Wait for a writer instead of failing at once when workers share the file.
-            engine_kwargs["connect_args"] = {"timeout": 60}
-        else:
-            from tuner.storage.reconnect import enable_reconnect
-
-            engine_kwargs["pool_pre_ping"] = True  # survive a database restart...
-            enable_reconnect()  # ...even while it is still down: wait for it
-        with warnings.catch_warnings():
-            # Optuna flags the heartbeat API as experimental; it is what crash recovery is.
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            for attempt in range(3):
-                try:
-                    return _storage_class()(
-                        url,
-                        engine_kwargs=engine_kwargs,
-                        heartbeat_interval=HEARTBEAT_INTERVAL,
-                        grace_period=GRACE_PERIOD,
-                        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                            max_retry=max_retry
-                        ),
-                    )
-                except Exception as e:
-                    # Workers starting together on an empty database race to create
-                    # Optuna's tables; the losers find them made on a second look.
-                    if "already exists" not in str(e) and "duplicate key" not in str(e) or attempt == 2:
-                        raise
-                    time.sleep(1.0 + attempt)
+        return _rdb(url, kind, create, max_retry)
     except StorageError:
         remove_storage_file(made)
         raise
@@ -160,6 +114,71 @@ def build_storage(url: str, *, max_retry: int = 2, create: bool = True) -> Any:
             f"cannot open the study storage ({describe(url)}): {reason}. Check that the "
             "server is running and reachable, and the database exists"
         ) from None
+
+
+def _journal(url: str, create: bool) -> Any:
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    path = url.split(":///", 1)[1]
+    if not create and not os.path.exists(path):
+        raise StorageError(f"no study storage at {path}: run `tune STUDY.yaml` first")
+    return optuna.storages.JournalStorage(JournalFileBackend(path))
+
+
+def _redis(url: str) -> Any:
+    from urllib.parse import parse_qsl, urlencode
+
+    import optuna
+    from optuna.storages.journal import JournalRedisBackend
+
+    # ?prefix=NAME keeps several journals apart in one Redis database.
+    parsed = urlparse(url)
+    query = dict(parse_qsl(parsed.query))
+    prefix = query.pop("prefix", "")
+    plain = parsed._replace(query=urlencode(query)).geturl()
+    return optuna.storages.JournalStorage(JournalRedisBackend(plain, prefix=prefix))
+
+
+def _rdb(url: str, kind: str, create: bool, max_retry: int) -> Any:
+    """Optuna's RDBStorage with a heartbeat: SQLite (WAL, a 60 s lock wait) or a server
+    (connections checked before use, and waited for while it restarts)."""
+    import optuna
+
+    engine_kwargs: dict[str, Any] = {}
+    if kind == "sqlite":
+        enable_fast_sqlite()
+        path = url.split(":///", 1)[1]
+        if not create and not os.path.exists(path):
+            raise StorageError(f"no study storage at {path}: run `tune STUDY.yaml` first")
+        # Wait for a writer instead of failing at once when workers share the file.
+        engine_kwargs["connect_args"] = {"timeout": 60}
+    else:
+        from tuner.storage.reconnect import enable_reconnect
+
+        engine_kwargs["pool_pre_ping"] = True  # survive a database restart...
+        enable_reconnect()  # ...even while it is still down: wait for it
+    with warnings.catch_warnings():
+        # Optuna flags the heartbeat API as experimental; it is what crash recovery is.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        for attempt in range(3):
+            try:
+                return _storage_class()(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=HEARTBEAT_INTERVAL,
+                    grace_period=GRACE_PERIOD,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                        max_retry=max_retry
+                    ),
+                )
+            except Exception as e:
+                # Workers starting together on an empty database race to create
+                # Optuna's tables; the losers find them made on a second look.
+                if "already exists" not in str(e) and "duplicate key" not in str(e) or attempt == 2:
+                    raise
+                time.sleep(1.0 + attempt)
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def new_storage_file(url: str) -> str | None:
