@@ -18,7 +18,7 @@ from tuner.secrets import mask_secrets
 if TYPE_CHECKING:
     from tuner.config import StudyConfig
 
-__all__ = ["close_stale", "open_study", "shared_parent_run", "space_fingerprint"]
+__all__ = ["close_stale", "fail_dead_trials", "open_study", "shared_parent_run", "space_fingerprint"]
 
 
 def space_fingerprint(config: StudyConfig) -> str:
@@ -161,7 +161,54 @@ def close_stale(study: Any, tracker: Any) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
+        fail_dead_trials(study)
         tracker.close_orphans(study.get_trials(deepcopy=False))
     except Exception as e:
         if hasattr(tracker, "warn"):
             tracker.warn(f"could not check for trials of dead workers: {mask_secrets(str(e))}")
+
+
+def fail_dead_trials(study: Any) -> int:
+    """Fail RUNNING trials whose worker is certainly dead, where Optuna's heartbeat cannot
+    tell: a trial whose process on this host no longer exists, or one that never got as
+    far as naming its worker. A worker that died on a full disk or with its database
+    gone could write neither the trial's end nor always its first heartbeat, and a
+    trial without a heartbeat row is never stale to Optuna: it would hold its budget
+    slot forever. Returns how many were failed."""
+    import socket
+    from datetime import datetime
+
+    import optuna
+
+    from tuner.storage.backends import GRACE_PERIOD, HEARTBEAT_INTERVAL
+
+    host = socket.gethostname()
+    failed = 0
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        worker = t.user_attrs.get("worker")
+        if worker is None:
+            started = t.datetime_start
+            age = (datetime.now() - started).total_seconds() if started else 0.0
+            dead = age > GRACE_PERIOD + 2 * HEARTBEAT_INTERVAL
+        else:
+            where, _, pid = str(worker).rpartition(":")
+            dead = where == host and pid.isdigit() and not _alive(int(pid))
+        if dead:
+            try:
+                study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+                failed += 1
+            except Exception:  # another worker got there first, or the storage refuses
+                pass
+    return failed
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
