@@ -12,7 +12,11 @@ import yaml
 
 from tuner.errors import ConfigError
 
-__all__ = ["interpolate", "safe_load"]
+__all__ = ["MAX_FILE_BYTES", "interpolate", "safe_load"]
+
+# A study or search-space file holds settings: larger ones are refused before parsing
+# (YAML took minutes and gigabytes on a 50 MB file before any check could run).
+MAX_FILE_BYTES = 1_000_000
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 

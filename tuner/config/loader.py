@@ -8,15 +8,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tuner.config.document import interpolate, safe_load
+from tuner.config.document import MAX_FILE_BYTES, interpolate, safe_load
 from tuner.config.explain import explain
 from tuner.config.schema import StudyConfig
 from tuner.errors import ConfigError
 from tuner.secrets import mask_secrets
 
-__all__ = ["MAX_STUDY_FILE_BYTES", "load_config", "validate_config"]
-
-MAX_STUDY_FILE_BYTES = 1_000_000
+__all__ = ["load_config", "validate_config"]
 
 
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> StudyConfig:
@@ -35,10 +33,9 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
         if path.is_dir():
             raise ConfigError(f"study file {path} is a folder: give the path of its study .yaml file")
         size = path.stat().st_size
-        if size > MAX_STUDY_FILE_BYTES:
-            # YAML parsing of a huge file takes minutes and gigabytes before any check.
+        if size > MAX_FILE_BYTES:
             raise ConfigError(
-                f"study file {path} is {size / 1e6:.1f} MB, over the {MAX_STUDY_FILE_BYTES // 10**6} MB "
+                f"study file {path} is {size / 1e6:.1f} MB, over the {MAX_FILE_BYTES // 10**6} MB "
                 "limit: a study file holds settings, not data; point data.source at the data file"
             )
         text = path.read_text(encoding="utf-8")

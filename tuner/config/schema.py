@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from search_spaces import SearchSpace, preset_names, preset_path
-from tuner.config.document import safe_load
+from tuner.config.document import MAX_FILE_BYTES, safe_load
 from tuner.config.sections import (
     BudgetConfig,
     DataConfig,
@@ -144,8 +144,10 @@ def _read_space(ref: str, base: Path) -> dict[str, Any]:
                 f"unknown search space {ref!r}: use a preset ({', '.join(preset_names())}), "
                 "a path to a .yaml file, or an inline mapping of parameters"
             )
-    if path.stat().st_size > 1_000_000:
-        raise ValueError(f"{path} is over 1 MB: a search space file holds parameter specs only")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise ValueError(
+            f"{path} is over {MAX_FILE_BYTES // 10**6} MB: a search space file holds parameter specs only"
+        )
     data = safe_load(path.read_text(encoding="utf-8"), str(path))
     if not isinstance(data, Mapping):
         raise ValueError(f"{path} must hold a mapping of parameter specs")

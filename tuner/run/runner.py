@@ -2,8 +2,8 @@
 
 1. ``prepare``: the data and the splits, checked (``tuner.run.prepare``);
 2. ``_claim_device``: torch threads, the device, mixed precision;
-3. ``_open_stores``: the study storage checked and opened, then MLflow reached (the
-   writer started);
+3. ``open_stores`` (``tuner.run.stores``): the study storage checked and opened, then
+   MLflow reached (the writer started);
 4. ``_open_study``: the sampler and pruner; the study created or joined, with
    its one MLflow parent run;
 5. ``search`` (``tuner.run.search``): the trials, to the global budget (or the timeout, or too many failures);
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from tuner.run.interrupts import Interrupted
 from tuner.run.prepare import Prepared, prepare
 from tuner.run.search import Session, close, search
+from tuner.run.stores import open_stores
 
 if TYPE_CHECKING:
     import optuna
@@ -76,7 +77,7 @@ def run_study(
         with interrupts.allowed():  # nothing exists yet: Ctrl-C stops at once
             prep = prepare(config)
             device = _claim_device(config, threads)
-            storage, tracker = _open_stores(config, optimize)
+            storage, tracker = open_stores(config, start_writer=optimize)
         # Held while the study and its parent run are made, so they exist together.
         study = _open_study(config, prep, storage, tracker, say, allow_changes, worker_rank)
         session = Session(config, prep, device, tracker, storage, study, say)
@@ -122,28 +123,6 @@ def _claim_device(config: StudyConfig, threads: int | None) -> Any:
     device = resolve_device(config.training.device)
     resolve_amp(config.training.amp, device)
     return device
-
-
-def _open_stores(config: StudyConfig, optimize: bool) -> tuple[Any, Any]:
-    """The study storage, then MLflow's tracker: each checked before the next is touched,
-    so that a storage that fails its checks leaves no MLflow store or experiment, and
-    MLflow that cannot be reached leaves no new storage file. The study itself and the
-    experiment are made later, together (``_open_study``)."""
-    from tuner.storage.backends import build_storage, new_storage_file, remove_storage_file
-    from tuner.storage.writable import check_storage_writable
-    from tuner.tracking.tracker import open_tracker
-
-    check_storage_writable(config.storage_url)
-    made = new_storage_file(config.storage_url)
-    try:
-        storage = build_storage(config.storage_url)
-        tracker = open_tracker(config)
-    except BaseException:
-        remove_storage_file(made)
-        raise
-    if optimize:
-        tracker.start_writer()  # warms up (imports MLflow) while the study is set up
-    return storage, tracker
 
 
 def _open_study(

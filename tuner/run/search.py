@@ -87,15 +87,15 @@ def _optimize(
     """
     from tuner.run.study import close_stale
     from tuner.storage.reconnect import storage_failure
-    from tuner.storage.urls import scheme
+    from tuner.storage.urls import is_file_storage
 
     study, config = session.study, session.config
-    server = scheme(config.storage_url) not in ("sqlite", "journal")
+    server = not is_file_storage(config.storage_url)
     recoveries = 0
     try:
         while True:
             try:
-                _optimize_once(study, config, optimize, budget, interrupts, trial_fn, after)
+                _optimize_once(study, optimize, budget, interrupts, trial_fn, after)
                 break
             except Exception as e:
                 cause = storage_failure(e)
@@ -125,8 +125,8 @@ def _optimize(
 
 
 def _optimize_once(
-    study: optuna.Study, config: StudyConfig, optimize: bool, budget: Any, interrupts: Interrupts,
-    trial_fn: Any, after: Any,
+    study: optuna.Study, optimize: bool, budget: Any, interrupts: Interrupts, trial_fn: Any,
+    after: Any,
 ) -> None:
     from tuner.run.interrupts import quiet_surplus
 
@@ -135,10 +135,12 @@ def _optimize_once(
     with interrupts.allowed():
         go = optimize and budget.wait_for_slot(after.waiting)
     if go:
+        # What is left of budget.timeout: after a storage recovery the search resumes
+        # here, and must not start the clock again.
+        timeout = None if budget.deadline is None else max(0.0, budget.deadline - time.monotonic())
         with quiet_surplus():
             study.optimize(
-                trial_fn, timeout=config.budget.timeout,
-                callbacks=[after], catch=(Exception,), gc_after_trial=False,
+                trial_fn, timeout=timeout, callbacks=[after], catch=(Exception,), gc_after_trial=False,
             )
     interrupts.check()  # one that came after the last trial's callback
 
@@ -151,9 +153,9 @@ def _first_line(e: BaseException) -> str:
 
 
 def _storage_failed(config: StudyConfig, e: BaseException) -> StorageError:
-    from tuner.storage.urls import describe, scheme
+    from tuner.storage.urls import describe, is_file_storage
 
-    if scheme(config.storage_url) in ("sqlite", "journal"):
+    if is_file_storage(config.storage_url):
         fix = "free disk space or fix the storage, then run the same command to resume"
     else:
         fix = ("once the database is reachable again, run the same command to resume (the trial "

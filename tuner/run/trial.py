@@ -73,8 +73,7 @@ class TrialFunction:
             trial.number, params, metric, self.worker,
             on_run_id=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id),
         )
-        self.in_flight = _InFlight(trial.number)
-        state, value = "failed", None
+        flight = self.in_flight = _InFlight(trial.number)
         try:
             curves = CurveRecorder(run)  # keeps the curves for the trial's diagnosis
             reporter = self.progress.reporter(
@@ -83,23 +82,22 @@ class TrialFunction:
             with self.interrupts.allowed():
                 value = self.objective(trial, params, reporter)
             record_diagnosis(trial, curves, metric, self.chance)
-            state = self.in_flight.state = "complete"
-            self.in_flight.value = value
+            flight.state, flight.value = "complete", value
             return value
         except optuna.TrialPruned:
             record_diagnosis(trial, curves, metric, self.chance)
-            state = self.in_flight.state = "pruned"
+            flight.state = "pruned"
             raise
         except KeyboardInterrupt:
-            state = "interrupted"
+            flight.state = "interrupted"
             raise
         except Exception as e:
             _quietly(trial.set_user_attr, "error", f"{type(e).__name__}: {e}"[:2000])
             raise
         finally:
             # Whatever happened, even the storage failing mid-trial: the run is closed.
-            error = sys.exc_info()[1] if state == "failed" else None
-            run.end(state, value=value if state == "complete" else None,
+            error = sys.exc_info()[1] if flight.state == "failed" else None
+            run.end(flight.state, value=flight.value,
                     attrs=_quietly(lambda: trial.user_attrs) or {}, error=error)
 
     def abandon(self, study: optuna.Study) -> bool:
@@ -117,10 +115,10 @@ class TrialFunction:
             if done is None:  # the failure came between trials: is the storage back?
                 study.get_trials(deepcopy=False)
                 return True
-            stored = next(t for t in study.get_trials(deepcopy=False) if t.number == done.number)
+            stored = study.get_trials(deepcopy=False)[done.number]  # a trial's number is its index
             if stored.state != optuna.trial.TrialState.RUNNING:
                 return True  # Optuna's write went through before the failure
-            if done.state == "complete" and done.value is not None:
+            if done.value is not None:  # it completed
                 study.tell(done.number, done.value)
             else:
                 state = optuna.trial.TrialState.PRUNED if done.state == "pruned" else None
@@ -131,7 +129,8 @@ class TrialFunction:
 
 
 class _InFlight:
-    """The trial being run, and how it ended, until Optuna has recorded it."""
+    """The trial being run, and how it ended (``failed`` until it ends otherwise; a
+    value only once it completed), until Optuna has recorded it."""
 
     def __init__(self, number: int) -> None:
         self.number = number

@@ -141,22 +141,13 @@ def init_study(config: StudyConfig, allow_changes: bool = False) -> None:
     import optuna
 
     from tuner.run.prepare import prepare
+    from tuner.run.stores import open_stores
     from tuner.run.study import open_study, shared_parent_run
-    from tuner.storage.backends import build_storage, new_storage_file, remove_storage_file
-    from tuner.storage.writable import check_storage_writable
     from tuner.tracking.params import study_params
-    from tuner.tracking.tracker import open_tracker
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     prep = prepare(config)
-    check_storage_writable(config.storage_url)
-    made = new_storage_file(config.storage_url)
-    try:  # the storage, then MLflow: as run_study opens them
-        storage = build_storage(config.storage_url)
-        tracker = open_tracker(config)
-    except BaseException:
-        remove_storage_file(made)
-        raise
+    storage, tracker = open_stores(config)
     study, created = open_study(
         config,
         storage,

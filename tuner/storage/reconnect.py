@@ -29,8 +29,7 @@ RETRY_WINDOW = float(os.environ.get("TUNER_STORAGE_RETRY", "120"))
 
 # Servers reached at least once in this process: (dialect, host, port, database).
 _reached: set[tuple[Any, ...]] = set()
-_down: dict[tuple[Any, ...], float] = {}  # server -> when it was first found down
-_said: set[tuple[Any, ...]] = set()
+_down: dict[tuple[Any, ...], float] = {}  # server -> when it was first found down (and said so)
 _lock = threading.Lock()
 _notify: list[Callable[[str], None]] = [lambda text: print(text, file=sys.stderr, flush=True)]
 
@@ -63,9 +62,9 @@ def _do_connect(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) 
             # One window per outage, shared by every connection (the trial's, the
             # heartbeat's): "up to 120 s" is 120 s, not 120 s per attempt.
             with _lock:
-                since = _down.setdefault(key, time.monotonic())
-                if since == _down[key] and key not in _said:
-                    _said.add(key)
+                since = _down.get(key)
+                if since is None:  # the first connection to find it down says so
+                    since = _down[key] = time.monotonic()
                     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                     _notify[0](
                         f"the study database ({_where(key)}) is unreachable ({_clean(first)}): "
@@ -78,8 +77,7 @@ def _do_connect(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) 
             continue
         with _lock:
             since = _down.pop(key, None)
-            if since is not None and key in _said:
-                _said.discard(key)
+            if since is not None:
                 _notify[0](
                     f"the study database is back after {time.monotonic() - since:.1f} s; carrying on"
                 )

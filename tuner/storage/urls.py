@@ -8,7 +8,9 @@ from urllib.parse import urlparse
 
 from tuner.secrets import mask_url
 
-__all__ = ["SCHEMES", "check_scheme", "describe", "resolve_url", "scheme", "supports_heartbeat"]
+__all__ = [
+    "SCHEMES", "check_scheme", "describe", "is_file_storage", "resolve_url", "scheme", "supports_heartbeat",
+]
 
 SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2", "mysql", "mysql+pymysql", "journal",
            "redis", "rediss", "grpc")
@@ -55,6 +57,11 @@ def resolve_url(url: str, base_dir: Path) -> str:
             if rest and not rest.startswith("/") and rest != ":memory:":
                 return prefix + str((base_dir / rest).resolve())
     return url
+
+
+def is_file_storage(url: str) -> bool:
+    """Whether the storage is a file on this machine (SQLite, a journal file), not a server."""
+    return scheme(url) in ("sqlite", "journal")
 
 
 def supports_heartbeat(url: str) -> bool:

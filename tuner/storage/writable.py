@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from tuner.errors import StorageError
-from tuner.storage.urls import scheme
+from tuner.storage.urls import is_file_storage
 
 __all__ = ["PROBE_BYTES", "check_storage_writable"]
 
@@ -26,7 +26,7 @@ def check_storage_writable(
     Raises:
         StorageError: naming the folder and the fix.
     """
-    if scheme(url) not in ("sqlite", "journal") or ":///" not in url:
+    if not is_file_storage(url) or ":///" not in url:
         return
     path = Path(url.split(":///", 1)[1].split("?", 1)[0])
     if str(path) in ("", ":memory:"):
