@@ -174,13 +174,15 @@ def fail_dead_trials(study: Any) -> int:
     far as naming its worker. A worker that died on a full disk or with its database
     gone could write neither the trial's end nor always its first heartbeat, and a
     trial without a heartbeat row is never stale to Optuna: it would hold its budget
-    slot forever. Returns how many were failed."""
+    slot forever. Such a trial is re-run as Optuna's heartbeat would re-run it (the
+    same callback, the same retry limit), so which check finds it first does not
+    matter. Returns how many were failed."""
     import socket
     from datetime import datetime
 
     import optuna
 
-    from tuner.storage.backends import GRACE_PERIOD, HEARTBEAT_INTERVAL
+    from tuner.storage.backends import GRACE_PERIOD, HEARTBEAT_INTERVAL, retry_dead_trial
 
     host = socket.gethostname()
     failed = 0
@@ -193,12 +195,14 @@ def fail_dead_trials(study: Any) -> int:
         else:
             where, _, pid = str(worker).rpartition(":")
             dead = where == host and pid.isdigit() and not _alive(int(pid))
-        if dead:
-            try:
-                study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-                failed += 1
-            except Exception:  # another worker got there first, or the storage refuses
-                pass
+        if not dead:
+            continue
+        try:
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        except Exception:  # another worker got there first, or the storage refuses
+            continue
+        failed += 1
+        retry_dead_trial()(study, t)
     return failed
 
 

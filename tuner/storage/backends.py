@@ -25,14 +25,40 @@ from tuner.secrets import mask_url
 from tuner.storage.urls import describe, scheme
 
 __all__ = [
-    "GRACE_PERIOD", "HEARTBEAT_INTERVAL", "build_storage", "enable_fast_sqlite", "new_storage_file",
-    "remove_storage_file",
+    "GRACE_PERIOD", "HEARTBEAT_INTERVAL", "MAX_RETRY", "build_storage", "enable_fast_sqlite",
+    "new_storage_file", "remove_storage_file", "retry_dead_trial",
 ]
 
 # Seconds between heartbeats, and before a silent trial is declared dead. Short
 # enough that a killed worker's trial is retried within a couple of minutes.
 HEARTBEAT_INTERVAL = int(os.environ.get("TUNER_HEARTBEAT_INTERVAL", "10"))
 GRACE_PERIOD = int(os.environ.get("TUNER_GRACE_PERIOD", str(3 * HEARTBEAT_INTERVAL)))
+# How often a dead worker's trial is re-run, whoever finds it dead (the heartbeat or
+# tuner's check that its process is gone).
+MAX_RETRY = 2
+
+
+# What a retry must not inherit from the dead trial: its worker (a dead process that
+# tuner's own check would fail the retry for) and its MLflow run (the retry gets its own).
+_NOT_INHERITED = ("worker", "mlflow_run_id")
+
+
+def retry_dead_trial(max_retry: int = MAX_RETRY) -> Any:
+    """Optuna's callback that re-queues a dead worker's trial with the same params,
+    without the dead worker's name and MLflow run."""
+    import copy
+
+    import optuna
+
+    class RetryDeadTrial(optuna.storages.RetryHeartbeatStaleTrialCallback):
+        def __call__(self, study: Any, trial: Any) -> None:
+            trial = copy.deepcopy(trial)  # Optuna appends to its retry history
+            trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in _NOT_INHERITED}
+            super().__call__(study, trial)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RetryDeadTrial(max_retry=max_retry)
 
 
 def _sqlite_on_connect(dbapi_conn: Any, record: Any) -> None:
@@ -78,7 +104,7 @@ def _storage_class() -> type:
     return HeartbeatTolerantRDBStorage
 
 
-def build_storage(url: str, *, max_retry: int = 2, create: bool = True) -> Any:
+def build_storage(url: str, *, max_retry: int = MAX_RETRY, create: bool = True) -> Any:
     """Build the Optuna storage for ``url``.
 
     Args:
@@ -168,9 +194,7 @@ def _rdb(url: str, kind: str, create: bool, max_retry: int) -> Any:
                     engine_kwargs=engine_kwargs,
                     heartbeat_interval=HEARTBEAT_INTERVAL,
                     grace_period=GRACE_PERIOD,
-                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                        max_retry=max_retry
-                    ),
+                    heartbeat_stale_trial_callback=retry_dead_trial(max_retry),
                 )
             except Exception as e:
                 # Workers starting together on an empty database race to create
