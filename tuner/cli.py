@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
         if name in ("report", "status"):
             sp.add_argument("--json", action="store_true", help="print JSON")
+            sp.add_argument("--n-trials", type=int,
+                            help="the budget to measure against, when a run was given --n-trials")
         if name == "report":
             sp.add_argument("--html", metavar="OUT.html", help="also write a self-contained HTML report")
         if name == "best":

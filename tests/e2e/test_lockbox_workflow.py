@@ -58,6 +58,9 @@ def test_a_timeout_keeps_the_test_split_sealed_until_the_budget_then_scores_it_o
     assert data["state"] == "stopped" and data["stopped"]["reason"] == "budget.timeout (0.05s)"
     report = _tune("report", "study.yaml", cwd=tmp_path).stdout
     assert "held-out test: sealed until the budget is reached" in report
+    raised = _tune("status", "study.yaml", "--n-trials", "5", cwd=tmp_path)  # as a run given it
+    assert raised.returncode == 0 and "trials: 1/5 finished" in raised.stdout
+    assert "4 trial(s) left of the budget" in raised.stdout
 
     # the same command again: the budget is reached, the split is scored once, for the best
     second = _tune("study.yaml", cwd=tmp_path, TUNER_PROGRESS_EVERY="0")

@@ -122,6 +122,31 @@ def _content(db: Path) -> str:
         return hashlib.sha256("\n".join(conn.iterdump()).encode()).hexdigest()
 
 
+def test_status_of_a_study_run_past_this_files_budget(study_file):
+    """A run given a larger --n-trials went (or is going) past budget.n_trials: the
+    counts say so plainly, a trial still running is not called finished, and the same
+    --n-trials measures against that run's budget."""
+    config = load_config(study_file)  # budget.n_trials 12
+    study = _open(config)
+    _fill(study, 14)
+    st = study_status(config, study)
+    assert st["state"] == "finished" and st["remaining"] == 0
+    text = render_status(st)
+    assert "trials: 14 finished (budget.n_trials here: 12) — complete" in text
+    assert "budget: reached" in text
+
+    late = study.ask()  # a worker run with --n-trials 20 is on it now
+    late.set_user_attr("worker", "hostB:300")
+    st = study_status(config, study)
+    assert st["state"] == "running"
+    assert "yet trials still run: a worker was given a larger --n-trials" in render_status(st)
+
+    raised = load_config(study_file, {"budget.n_trials": 20})
+    st = study_status(raised, study)
+    assert st["state"] == "running" and st["remaining"] == 6
+    assert "14/20 finished" in render_status(st) and "for 6 more trial(s)" in render_status(st)
+
+
 def test_status_of_an_empty_study_has_no_eta(study_file):
     config = load_config(study_file)
     st = study_status(config, _open(config))

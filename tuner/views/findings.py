@@ -21,6 +21,7 @@ __all__ = [
     "optimism",
     "param_support",
     "render_findings",
+    "trials_of_budget",
 ]
 
 MIN_TRIALS_IMPORTANCE = 5  # completed trials before importances mean anything
@@ -35,6 +36,14 @@ _RELEVANT = {
     "underfitting": ("dropout", "weight_decay", "l1", "width", "depth", "lr"),
     "diverged": ("lr", "batchnorm", "max_norm", "optimizer", "momentum"),
 }
+
+
+def trials_of_budget(finished: int, budget: int) -> str:
+    """``6/30 finished``, or, when an earlier run went past this budget (say with
+    ``--n-trials``), ``6 finished (budget.n_trials here: 2)`` rather than a puzzling ``6/2``."""
+    if finished <= budget:
+        return f"{finished}/{budget} finished"
+    return f"{finished} finished (budget.n_trials here: {budget})"
 
 
 def _done(study: Any) -> list[Any]:
@@ -192,7 +201,10 @@ def render_findings(summary: dict[str, Any]) -> list[str]:
             why = ev.get("rule", "")
             why = why if len(why) <= 100 else why[:97] + "..."
             lines.append(f"  {r['number']:>5}  {r['state']:<8}  {value:<15}  {r['diagnosis']:<21}  {why}")
-        lines.append("  CV mean: over the folds the trial finished (a pruned trial's, over its first folds)")
+        lines.append(
+            "  CV mean: over the folds the trial finished (a pruned trial's, over its first folds; "
+            "'- (0)': stopped inside its first fold)"
+        )
         lines += [f"  note: {n}" for n in diag["notes"]]
         for name, rem in diag["remedies"].items():
             lines.append(f"  {name}: try {rem['remedy']}")

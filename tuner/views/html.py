@@ -48,13 +48,15 @@ def _table(rows: list[tuple[str, str]]) -> str:
 
 
 def _summary_section(s: dict[str, Any]) -> str:
+    from tuner.views.findings import trials_of_budget
+
     c = s["counts"]
     m = s["metric"]
     rows = [
         ("metric", f"{_e(m)} ({_e(s['direction'])})"),
         (
             "trials",
-            f"{s['finished']}/{s['budget']} finished: complete {c['complete']}, pruned "
+            f"{trials_of_budget(s['finished'], s['budget'])}: complete {c['complete']}, pruned "
             f"{c['pruned']}, failed {c['fail']}, running {c['running']}",
         ),
     ]

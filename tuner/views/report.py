@@ -106,11 +106,13 @@ def _test_summary(
 
 def render(summary: dict[str, Any]) -> str:
     """A readable, plain-text version of ``summarize``'s output."""
+    from tuner.views.findings import trials_of_budget
+
     m = summary["metric"]
     c = summary["counts"]
     lines = [
         f"study {summary['study']}  ({m}, {summary['direction']})",
-        f"trials: {summary['finished']}/{summary['budget']} finished — complete {c['complete']}, "
+        f"trials: {trials_of_budget(summary['finished'], summary['budget'])} — complete {c['complete']}, "
         f"pruned {c['pruned']}, failed {c['fail']}, running {c['running']}",
     ]
     best = summary["best"]

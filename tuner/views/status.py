@@ -69,10 +69,10 @@ def study_status(config: StudyConfig, study: Any, now: dt.datetime | None = None
         pass
     from tuner.storage.records import scorings, stopped
 
-    if remaining == 0:
-        state = "finished"
-    elif running:
+    if running:  # past this file's budget too: a run with a larger --n-trials
         state = "running"
+    elif remaining == 0:
+        state = "finished"
     else:
         state = "stopped" if trials else "not started"
     return {
@@ -131,11 +131,13 @@ def duration(seconds: float | None) -> str:
 
 def render_status(st: dict[str, Any]) -> str:
     """``study_status``'s output as a few readable lines."""
+    from tuner.views.findings import trials_of_budget
+
     c = st["counts"]
     m = st["metric"]
     lines = [
         f"study {st['study']}  ({m}, {st['direction']})",
-        f"trials: {st['finished']}/{st['budget']} finished — complete {c['complete']}, "
+        f"trials: {trials_of_budget(st['finished'], st['budget'])} — complete {c['complete']}, "
         f"pruned {c['pruned']}, failed {c['fail']}, running {c['running']}, waiting {c['waiting']}",
     ]
     b = st["best"]
@@ -162,6 +164,12 @@ def _render_state(st: dict[str, Any]) -> list[str]:
     """Whether the study runs, finished or stopped, and the test split's state."""
     looks = st.get("test_looks", 0)
     test = f"scored {looks} time(s)" if looks else "sealed until the budget is reached"
+    if st["remaining"] == 0 and st.get("state") == "running":
+        return [
+            f"budget: this file's {st['budget']} reached, yet trials still run: a worker was given a "
+            "larger --n-trials (pass the same --n-trials to tune status for its ETA)",
+            f"held-out test: {test}",
+        ]
     if st["remaining"] == 0:
         return ["budget: reached", f"held-out test: {test if looks else 'not scored yet'}"]
     if st.get("state") == "stopped":
