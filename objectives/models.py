@@ -43,6 +43,9 @@ class ModelSpec:
 class Standardize(nn.Module):
     """``(x - mean) / std`` with fixed statistics (buffers, saved with the model)."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         super().__init__()
         self.register_buffer("mean", mean)

@@ -156,8 +156,8 @@ class _Loop:
     scaler: torch.amp.GradScaler
     autocast: Callable[[], Any]
     use_amp: bool
-    penalized: list[torch.Tensor]
-    params: list[torch.Tensor]
+    penalized: list[nn.Parameter]
+    params: list[nn.Parameter]
     check_every: int
     guard: DivergenceGuard
     fold: int

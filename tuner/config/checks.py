@@ -7,10 +7,13 @@ only the plug-in reads) and the first problem as a message naming the key.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from search_spaces import SearchSpace
 from search_spaces.params import KNOWN_PARAMS, augment_params, check_augment
 from tuner.config.plugins import load_callable
+from tuner.config.sections import DataConfig, ModelConfig, ObjectiveConfig
 
 __all__ = ["NOT_FOR_RESNET", "check_extensions"]
 
@@ -23,15 +26,17 @@ def _values(spec: Any) -> list[Any]:
     return list(rng) if rng is not None else list(spec.choices() or ())
 
 
-def check_extensions(config: Any) -> tuple[set[str], str | None]:
-    """``(handled names, problem or None)`` for ``config`` (a ``StudyConfig``)."""
-    space = config.search_space
+def check_extensions(
+    space: SearchSpace, data: DataConfig, model: ModelConfig, objective: ObjectiveConfig, base_dir: Path
+) -> tuple[set[str], str | None]:
+    """``(handled names, problem or None)`` for a study's sections (``StudyConfig``'s
+    cross-field validator passes its own; ``base_dir`` is where plug-ins are found)."""
     names = space.names
     handled: set[str] = set()
-    image = config.data.is_image
-    family = config.model.family
-    plugin_model = config.model.factory
-    plugin_objective = config.objective.function
+    image = data.is_image
+    family = model.family
+    plugin_model = model.factory
+    plugin_objective = objective.function
 
     for name in augment_params(names):
         handled.add(name)
@@ -40,12 +45,12 @@ def check_extensions(config: Any) -> tuple[set[str], str | None]:
             return handled, problem
         if image is False:
             return handled, (
-                f"search_space.{name} augments images, but data.source {config.data.source} is a "
+                f"search_space.{name} augments images, but data.source {data.source} is a "
                 "table; remove the augment.* parameters"
             )
     if family in ("cnn", "resnet18") and not plugin_model and image is False:
         return handled, (
-            f"model.family {family} needs images, but data.source {config.data.source} is a "
+            f"model.family {family} needs images, but data.source {data.source} is a "
             "table: use model.family: mlp"
         )
     if family == "resnet18" and not plugin_model and not plugin_objective:
@@ -58,7 +63,7 @@ def check_extensions(config: Any) -> tuple[set[str], str | None]:
                     "(dropout, lr, weight_decay, optimizer, ... and augment.* apply)"
                 )
     if plugin_objective:
-        if plugin_model or "family" in config.model.model_fields_set:
+        if plugin_model or "family" in model.model_fields_set:
             return handled, (
                 "objective.function builds and trains its own model, so model.family / "
                 "model.factory would be ignored; remove the model section"
@@ -69,7 +74,7 @@ def check_extensions(config: Any) -> tuple[set[str], str | None]:
         for key, ref in (("model.factory", plugin_model), ("objective.function", plugin_objective)):
             if ref:
                 try:
-                    load_callable(ref, config.base_dir, key)
+                    load_callable(ref, base_dir, key)
                 except ValueError as e:
                     return handled, str(e)
     return handled, None

@@ -51,7 +51,7 @@ def _lookup(kind: str, name: str, allowed: tuple[str, ...], module: Any) -> type
 
 def check_args(cls: type, args: Mapping[str, Any], where: str) -> None:
     """Raise ``ValueError`` when ``args`` holds a keyword ``cls`` does not take."""
-    params = inspect.signature(cls.__init__).parameters
+    params = inspect.signature(cls).parameters
     accepted = [p for p in params if p not in ("self", "args", "kwargs")]
     for key in args:
         if key not in accepted:

@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -49,7 +49,7 @@ class StudyConfig(_Strict):
     search_space: SearchSpace
     budget: BudgetConfig = BudgetConfig()
     sampler: SamplerConfig = SamplerConfig()
-    pruner: PrunerConfig | None = PrunerConfig(name="MedianPruner", n_warmup_steps=3)
+    pruner: PrunerConfig | None = PrunerConfig.model_validate({"name": "MedianPruner", "n_warmup_steps": 3})
     fold_pruning: FoldPruningConfig = FoldPruningConfig()
     divergence: DivergenceConfig = DivergenceConfig()
     storage: str | None = Field(default=None, description="default: sqlite:///<name>.db beside")
@@ -92,7 +92,9 @@ class StudyConfig(_Strict):
         from search_spaces.params import check_params
         from tuner.config.checks import check_extensions
 
-        handled, problems = check_extensions(self)
+        handled, problems = check_extensions(
+            self.search_space, self.data, self.model, self.objective, self.base_dir
+        )
         problems = problems or check_params(self.search_space, self.model.family, handled)
         if problems:
             raise ValueError(problems)
@@ -105,7 +107,7 @@ class StudyConfig(_Strict):
         return self
 
     @property
-    def direction(self) -> str:
+    def direction(self) -> Literal["minimize", "maximize"]:
         return self.objective.direction
 
     def resolve_path(self, value: str) -> Path:

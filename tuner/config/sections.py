@@ -62,7 +62,7 @@ class ObjectiveConfig(_Strict):
     )
 
     @property
-    def direction(self) -> str:
+    def direction(self) -> Literal["minimize", "maximize"]:
         return "minimize" if self.metric == "log_loss" else "maximize"
 
 

@@ -87,18 +87,19 @@ def plan_workers(
                 )
             ids: list[str | None] = list(visible)
         else:
-            ids = [g.strip() for g in gpus.split(",")]
-            bad = [g for g in ids if not g.isdigit()]
-            if bad or not ids:
+            named = [g.strip() for g in gpus.split(",")]
+            bad = [g for g in named if not g.isdigit()]
+            if bad or not named:
                 raise ConfigError(f"--gpus must be 'all' or comma-separated GPU ids like 0,1,2, got {gpus!r}")
-            if len(set(ids)) != len(ids):
+            if len(set(named)) != len(named):
                 raise ConfigError(f"--gpus lists a GPU twice ({gpus!r}): give each GPU id once")
-            missing = [g for g in ids if g not in visible]
+            missing = [g for g in named if g not in visible]
             if missing:
                 raise ConfigError(
                     f"--gpus {gpus}: GPU {', '.join(str(g) for g in missing)} is not visible (visible: "
                     f"{', '.join(visible) or 'none'}); use --gpus all, or --workers N on CPU"
                 )
+            ids = list(named)
     else:
         n = 1 if workers is None else workers
         if n < 1:

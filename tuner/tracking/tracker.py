@@ -298,7 +298,7 @@ class Tracker:
             # the trial's own run, finished while MLflow was down: close it as it ended
             ended = t is not None and recorded == run.info.run_id and t.state.name in ("COMPLETE", "PRUNED")
             status = "FINISHED" if ended else "KILLED"
-            label = t.state.name.lower() if ended else "killed"
+            label = t.state.name.lower() if ended and t is not None else "killed"
             number = int(run.data.tags.get("tuner.trial", "-1"))
             try:
                 self.client.set_tag(run.info.run_id, "tuner.state", label)
