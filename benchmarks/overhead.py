@@ -122,8 +122,9 @@ def bare(cfg, n_trials: int, timers: Timers) -> float:
     objective = CrossValidatedObjective(cfg, prep.dataset, prep.splits, torch.device("cpu"))
     # NopPruner: Optuna's default MedianPruner would stop most bare trials early, while the
     # tuner arm runs with pruning off; both arms must train every epoch.
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0),
-                                pruner=optuna.pruners.NopPruner())
+    study = optuna.create_study(
+        direction="maximize", sampler=optuna.samplers.TPESampler(seed=0), pruner=optuna.pruners.NopPruner()
+    )
     start = time.perf_counter()
     study.optimize(lambda tr: objective(tr, cfg.search_space.suggest(tr), Quiet()), n_trials=n_trials)
     return time.perf_counter() - start, steady(study.trials)
@@ -165,16 +166,25 @@ def prefill(cfg, n: int) -> None:
     rnd = random.Random(0)
     prep = prepare(cfg)
     storage = build_storage(cfg.storage_url)
-    study, _ = open_study(cfg, storage, split_fp=prep.split_fp,
-                          sampler=optuna.samplers.TPESampler(seed=0), pruner=None)
+    study, _ = open_study(
+        cfg, storage, split_fp=prep.split_fp, sampler=optuna.samplers.TPESampler(seed=0), pruner=None
+    )
     dists = {k: FloatDistribution(*v["float"], log=v.get("log", False)) for k, v in SPACE.items()}
     trials = []
     for _ in range(n):
-        params = {k: (d.low * (d.high / d.low) ** rnd.random() if d.log else rnd.uniform(d.low, d.high))
-                  for k, d in dists.items()}
-        trials.append(create_trial(state=TrialState.COMPLETE, value=rnd.uniform(0.8, 0.95),
-                                   params=params, distributions=dists,
-                                   user_attrs={"fold_scores": [0.9, 0.9], "cv_mean": 0.9, "cv_std": 0.0}))
+        params = {
+            k: (d.low * (d.high / d.low) ** rnd.random() if d.log else rnd.uniform(d.low, d.high))
+            for k, d in dists.items()
+        }
+        trials.append(
+            create_trial(
+                state=TrialState.COMPLETE,
+                value=rnd.uniform(0.8, 0.95),
+                params=params,
+                distributions=dists,
+                user_attrs={"fold_scores": [0.9, 0.9], "cv_mean": 0.9, "cv_std": 0.0},
+            )
+        )
     study.add_trials(trials)
 
 
@@ -206,22 +216,31 @@ def main() -> None:
         print(f"trials: {n}, job: digits mlp, 2 folds x {args.epochs} epochs, 1 thread")
         print(f"(a) bare optuna, in-memory:   whole run {wall_a:7.2f} s   per trial {per_a * 1000:7.1f} ms")
         print(f"(b) tuner, sqlite + mlflow:   whole run {wall_b:7.2f} s   per trial {per_b * 1000:7.1f} ms")
-        print(f"ratio wall(b)/wall(a): whole run {wall_b / wall_a:.3f} (start-up and end-of-study plots "
-              f"included), per trial {per_b / per_a:.3f}   (target <= 1.03)")
-        print(f"tuner overhead per trial: {per_trial_ms:.1f} ms; ratio 1.03 is reached by trials of "
-              f"{per_trial_ms / 0.03 / 1000:.1f} s or longer")
+        print(
+            f"ratio wall(b)/wall(a): whole run {wall_b / wall_a:.3f} (start-up and end-of-study plots "
+            f"included), per trial {per_b / per_a:.3f}   (target <= 1.03)"
+        )
+        print(
+            f"tuner overhead per trial: {per_trial_ms:.1f} ms; ratio 1.03 is reached by trials of "
+            f"{per_trial_ms / 0.03 / 1000:.1f} s or longer"
+        )
         print("  split (time inside each library, b - a, per trial):")
         for bucket in ("sampler", "storage", "mlflow"):
             d = (b.get(bucket, 0.0) - a.get(bucket, 0.0)) / n * 1000
-            print(f"    {bucket:<8} {d:7.1f} ms   [a {a.get(bucket, 0) / n * 1000:.1f}, "
-                  f"b {b.get(bucket, 0) / n * 1000:.1f}]")
-        rest = per_trial_ms - sum((b.get(k, 0) - a.get(k, 0)) / n * 1000 for k in ("sampler", "storage", "mlflow"))
+            print(
+                f"    {bucket:<8} {d:7.1f} ms   [a {a.get(bucket, 0) / n * 1000:.1f}, "
+                f"b {b.get(bucket, 0) / n * 1000:.1f}]"
+            )
+        rest = per_trial_ms - sum(
+            (b.get(k, 0) - a.get(k, 0)) / n * 1000 for k in ("sampler", "storage", "mlflow")
+        )
         print(f"    rest     {rest:7.1f} ms   (diagnosis, progress, python between the libraries)")
 
         if args.prefill:
             timers.seconds.clear()
-            big = validate_config(study_doc("big", args.epochs, args.prefill + args.prefill_trials),
-                                  base, "big.yaml")
+            big = validate_config(
+                study_doc("big", args.epochs, args.prefill + args.prefill_trials), base, "big.yaml"
+            )
             prefill(big, args.prefill)
             timers.seconds.clear()
             _, per_big = through_tuner(big, timers, skip=args.prefill)
@@ -235,7 +254,9 @@ def main() -> None:
             print(f"\nwith {args.prefill} trials already in the study ({m} new trials), per trial:")
             print(f"  whole trial:     {per_big * 1000:7.1f} ms   (empty study: {per_small * 1000:7.1f} ms)")
             for bucket in ("sampler", "storage", "mlflow"):
-                print(f"  {bucket:<15}  {ms(g.get(bucket, 0)):7.1f} ms   (empty study: {ms(s.get(bucket, 0)):7.1f} ms)")
+                print(
+                    f"  {bucket:<15}  {ms(g.get(bucket, 0)):7.1f} ms   (empty study: {ms(s.get(bucket, 0)):7.1f} ms)"
+                )
             grow = (per_big - per_small) * 1000 - (ms(g.get("sampler", 0)) - ms(s.get("sampler", 0)))
             print(f"  growth beyond the sampler's own: {grow:+.1f} ms per trial")
         timers.undo()

@@ -147,8 +147,9 @@ def main() -> None:
     ap.add_argument("--pruner", default=None, help='JSON, e.g. {"name": "SuccessiveHalvingPruner"}')
     ap.add_argument("--margin", type=float, default=None, help="override fold_pruning.margin")
     ap.add_argument("--min-gain", type=float, default=None, help="override fold_pruning.min_gain")
-    ap.add_argument("--peers", choices=("complete", "finished"), default=None,
-                    help="override fold_pruning.pruner_peers")
+    ap.add_argument(
+        "--peers", choices=("complete", "finished"), default=None, help="override fold_pruning.pruner_peers"
+    )
     ap.add_argument("--pruned-only", action="store_true", help="skip the unpruned arm (no ratios)")
     ap.add_argument("--keep", type=Path, default=None, help="keep the studies' SQLite files in this folder")
     args = ap.parse_args()

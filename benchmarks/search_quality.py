@@ -32,8 +32,13 @@ import optuna  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-RECIPE = {"dropout": 0.5, "batchnorm": "after_activation", "optimizer": "adam", "lr": 1e-3,
-          "weight_decay": 0.0}
+RECIPE = {
+    "dropout": 0.5,
+    "batchnorm": "after_activation",
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+}
 
 
 FOLD_PRUNING: dict = {}  # tuner arm's fold_pruning overrides (--margin, --min-gain, --peers)
@@ -98,8 +103,9 @@ def main() -> None:
     ap.add_argument("--datasets", default="sklearn:digits,sklearn:wine")
     ap.add_argument("--margin", type=float, default=None, help="tuner arm: fold_pruning.margin")
     ap.add_argument("--min-gain", type=float, default=None, help="tuner arm: fold_pruning.min_gain")
-    ap.add_argument("--peers", choices=("complete", "finished"), default=None,
-                    help="tuner arm: fold_pruning.pruner_peers")
+    ap.add_argument(
+        "--peers", choices=("complete", "finished"), default=None, help="tuner arm: fold_pruning.pruner_peers"
+    )
     args = ap.parse_args()
     for key, value in (("margin", args.margin), ("min_gain", args.min_gain), ("pruner_peers", args.peers)):
         if value is not None:
@@ -107,9 +113,11 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    print(f"budget {args.trials} trials, 3 folds x {args.epochs} epochs, mlp, regularization preset, "
-          f"{args.seeds} seeds; metric balanced_accuracy on the held-out 20%; tuner arm fold pruning "
-          f"{FOLD_PRUNING or 'defaults'}")
+    print(
+        f"budget {args.trials} trials, 3 folds x {args.epochs} epochs, mlp, regularization preset, "
+        f"{args.seeds} seeds; metric balanced_accuracy on the held-out 20%; tuner arm fold pruning "
+        f"{FOLD_PRUNING or 'defaults'}"
+    )
     for source in args.datasets.split(","):
         results: dict[str, list[tuple[float, int]]] = {"tuner": [], "random": [], "recipe": []}
         started = time.perf_counter()
@@ -123,13 +131,17 @@ def main() -> None:
         for arm, rows in results.items():
             scores = [s for s, _ in rows]
             epochs = sum(e for _, e in rows)
-            print(f"  {arm:<8} {statistics.median(scores):12.4f} {min(scores):7.4f}-{max(scores):.4f} "
-                  f"{epochs:13d}")
+            print(
+                f"  {arm:<8} {statistics.median(scores):12.4f} {min(scores):7.4f}-{max(scores):.4f} "
+                f"{epochs:13d}"
+            )
         med = {a: statistics.median(s for s, _ in r) for a, r in results.items()}
         ep = {a: sum(e for _, e in r) for a, r in results.items()}
-        print(f"  tuner - random: {med['tuner'] - med['random']:+.4f}; tuner - recipe: "
-              f"{med['tuner'] - med['recipe']:+.4f}; tuner/random epochs: {ep['tuner'] / ep['random']:.3f} "
-              "(target: >= both, <= 0.333)")
+        print(
+            f"  tuner - random: {med['tuner'] - med['random']:+.4f}; tuner - recipe: "
+            f"{med['tuner'] - med['recipe']:+.4f}; tuner/random epochs: {ep['tuner'] / ep['random']:.3f} "
+            "(target: >= both, <= 0.333)"
+        )
 
 
 if __name__ == "__main__":

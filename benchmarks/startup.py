@@ -38,18 +38,21 @@ def timed(cmd: list[str], cwd: Path) -> float:
 
 def to_first_trial(tmp: Path, i: int) -> float:
     study = {
-        "name": f"s{i}", "seed": 0,
+        "name": f"s{i}",
+        "seed": 0,
         "data": {"source": "sklearn:digits", "folds": 2},
         "model": {"family": "mlp"},
         "training": {"max_epochs": 1, "threads": 1},
         "search_space": {"lr": {"float": [1e-3, 1e-2], "log": True}},
-        "budget": {"n_trials": 1}, "pruner": None,
+        "budget": {"n_trials": 1},
+        "pruner": None,
     }
     path = tmp / f"s{i}.yaml"
     path.write_text(yaml.safe_dump(study))
     launched = dt.datetime.now()
-    subprocess.run([PY, "-m", "tuner.cli", path.name, "--no-refit"], cwd=tmp, env=ENV, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [PY, "-m", "tuner.cli", path.name, "--no-refit"], cwd=tmp, env=ENV, check=True, capture_output=True
+    )
     import optuna
 
     trial = optuna.load_study(study_name=f"s{i}", storage=f"sqlite:///{tmp / f's{i}.db'}").trials[0]
@@ -80,9 +83,11 @@ def main() -> None:
         print(f"median of {args.repeat} runs; ratios against `python -c pass` in the same run")
         for name, sec in med.items():
             print(f"  {name:<32} {sec:6.2f} s   {sec / base:6.1f}x")
-        print(f"  the three imports together: {heavy:.2f} s; to the first trial is "
-              f"{med['tune STUDY.yaml → first trial'] / heavy:.2f}x that (min-max "
-              f"{min(first):.2f}-{max(first):.2f} s)")
+        print(
+            f"  the three imports together: {heavy:.2f} s; to the first trial is "
+            f"{med['tune STUDY.yaml → first trial'] / heavy:.2f}x that (min-max "
+            f"{min(first):.2f}-{max(first):.2f} s)"
+        )
 
 
 if __name__ == "__main__":

@@ -67,6 +67,26 @@ def fold_seed(seed: int, trial_number: int, fold: int) -> int:
     return zlib.crc32(f"{seed}/{trial_number}/{fold}".encode()) & 0x7FFFFFFF
 
 
+def _report_diverged_epoch(e: Diverged, fold: int, epochs: int, reporter: TrialReporter) -> None:
+    """Log the unfinished epoch's gradient norms: they show the explosion. No evaluation
+    ran, so its scores are NaN, which trackers skip."""
+    if e.norms is None or not e.norms.count or e.epoch is None:
+        return
+    nan = float("nan")
+    record = EpochRecord(
+        fold=fold,
+        epoch=e.epoch,
+        train_loss=nan,
+        train_score=nan,
+        val_loss=None,
+        val_score=None,
+        grad_norm_mean=e.norms.mean,
+        grad_norm_max=e.norms.max,
+        seconds=nan,
+    )
+    reporter.epoch(record, fold * epochs + e.epoch)
+
+
 def _prune(trial: Any, by: str, reason: str) -> None:
     import optuna
 
@@ -162,23 +182,25 @@ class CrossValidatedObjective:
 
             try:
                 train_fold(
-                    cfg, self.spec, params, hp, self.X[tr], self.y[tr],
-                    mean=mean, std=std, guard=guard, fold=k, seed=seed,
-                    X_val=self.X[va], y_val=self.y[va], on_epoch=on_epoch, trial=trial,
+                    cfg,
+                    self.spec,
+                    params,
+                    hp,
+                    self.X[tr],
+                    self.y[tr],
+                    mean=mean,
+                    std=std,
+                    guard=guard,
+                    fold=k,
+                    seed=seed,
+                    X_val=self.X[va],
+                    y_val=self.y[va],
+                    on_epoch=on_epoch,
+                    trial=trial,
                 )
             except Diverged as e:
                 trained[0] += 1  # the epoch it diverged in was (partly) trained
-                if e.norms is not None and e.norms.count and e.epoch is not None:
-                    # log the unfinished epoch's gradient norms: they show the explosion
-                    nan = float("nan")  # no evaluation ran: trackers skip non-finite values
-                    reporter.epoch(
-                        EpochRecord(
-                            fold=k, epoch=e.epoch, train_loss=nan, train_score=nan,
-                            val_loss=None, val_score=None, grad_norm_mean=e.norms.mean,
-                            grad_norm_max=e.norms.max, seconds=nan,
-                        ),
-                        k * epochs + e.epoch,
-                    )
+                _report_diverged_epoch(e, k, epochs, reporter)
                 _prune(trial, "divergence", str(e))
             score = float(last[0].val_score)  # type: ignore[arg-type]
             scores.append(score)
@@ -235,7 +257,9 @@ def fold_verdict(
     se = sd * ((k - n) / (n * k)) ** 0.5
     gain = min_gain * sd / k**0.5
     if diff + margin * se < gain:
-        source = "sd of other trials' per-fold differences" if diff_sd is not None else "the best trial's fold sd"
+        source = (
+            "sd of other trials' per-fold differences" if diff_sd is not None else "the best trial's fold sd"
+        )
         mean = f"after {n} fold(s) mean val {metric} {statistics.fmean(scores):.4f}"
         theirs_text = f"the best trial's {statistics.fmean(theirs):.4f} on the same folds"
         if diff + margin * se < 0:  # behind whatever the gain asked for: say so plainly
@@ -264,20 +288,31 @@ def paired_sd(others: list[list[float]], best: list[float]) -> float | None:
 
 
 def train_final(
-    config: StudyConfig, dataset: Dataset, rows: np.ndarray, params: dict[str, Any], device: torch.device,
+    config: StudyConfig,
+    dataset: Dataset,
+    rows: np.ndarray,
+    params: dict[str, Any],
+    device: torch.device,
     on_epoch: Callable[[EpochRecord], None] = lambda r: None,
 ) -> torch.nn.Module:
     """Refit: train ``params`` on ``rows`` (all non-test data) for ``max_epochs``."""
     hp = HParams.resolve(params, config.training.batch_size)
-    spec = ModelSpec(
-        config.model.family, dataset.sample_shape, dataset.n_classes, config.model.factory
-    )
+    spec = ModelSpec(config.model.family, dataset.sample_shape, dataset.n_classes, config.model.factory)
     mean, std = input_stats(dataset.X[rows], config.data.normalize)
     seed = fold_seed(config.seed, -1, -1)
     X = torch.as_tensor(dataset.X[rows], device=device)
     y = torch.as_tensor(dataset.y[rows], device=device)
     return train_fold(
-        config, spec, params, hp, X, y,
-        mean=mean.to(device), std=std.to(device), guard=DivergenceGuard(config.divergence),
-        fold=-1, seed=seed, on_epoch=on_epoch,
+        config,
+        spec,
+        params,
+        hp,
+        X,
+        y,
+        mean=mean.to(device),
+        std=std.to(device),
+        guard=DivergenceGuard(config.divergence),
+        fold=-1,
+        seed=seed,
+        on_epoch=on_epoch,
     )

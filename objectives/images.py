@@ -105,7 +105,6 @@ def load_imagefolder(
     from torch.utils.data import DataLoader
     from torchvision.datasets import DatasetFolder
 
-
     if not path.is_dir():
         raise DataError(
             f"{path} is not a folder (data.source: {source}); imagefolder: needs one sub-folder "
@@ -169,7 +168,6 @@ def load_torchvision(
     """The training split of torchvision's ``name`` from ``root`` as a ``Dataset``."""
     import torch
     import torchvision.datasets as tvd
-
 
     if name not in TORCHVISION:
         raise DataError(f"unknown torchvision dataset {name!r}; choose from {', '.join(TORCHVISION)}")

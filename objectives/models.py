@@ -148,7 +148,9 @@ def _resnet18(spec: ModelSpec, hp: HParams) -> list[nn.Module]:
 FAMILIES = {"mlp": _mlp, "cnn": _cnn, "resnet18": _resnet18}
 
 
-def build_factory_model(ref: str, params: dict[str, Any], shape: tuple[int, ...], n_classes: int) -> nn.Module:
+def build_factory_model(
+    ref: str, params: dict[str, Any], shape: tuple[int, ...], n_classes: int
+) -> nn.Module:
     """Call the model factory and check what it returns on a dummy batch."""
     model = load_callable(ref, key="model.factory")(dict(params), tuple(shape), n_classes)
     if not isinstance(model, torch.nn.Module):

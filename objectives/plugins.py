@@ -38,6 +38,7 @@ from tuner.config.plugins import load_callable
 
 __all__ = ["FoldData", "Reporter", "run_objective"]
 
+
 @dataclass
 class FoldData:
     """One fold's tensors (on ``device``) and what the objective may need."""

@@ -164,8 +164,15 @@ class _Loop:
 
     @classmethod
     def build(
-        cls, model: nn.Module, hp: HParams, y: torch.Tensor, n_classes: int,
-        guard: DivergenceGuard, fold: int, amp: Any, device: torch.device,
+        cls,
+        model: nn.Module,
+        hp: HParams,
+        y: torch.Tensor,
+        n_classes: int,
+        guard: DivergenceGuard,
+        fold: int,
+        amp: Any,
+        device: torch.device,
     ) -> _Loop:
         use_amp = bool(amp is not None and amp.enabled)
         scaler = torch.amp.GradScaler(device.type, enabled=use_amp and amp.scaler)
@@ -181,10 +188,16 @@ class _Loop:
         params = [p for p in model.parameters() if p.requires_grad]
         # On a GPU, reading a loss or norm is a host sync: check every N steps instead.
         check_every = 1 if device.type == "cpu" else guard.config.check_every
-        return cls(model, hp, opt, crit, scaler, autocast, use_amp, penalized, params, check_every, guard, fold)
+        return cls(
+            model, hp, opt, crit, scaler, autocast, use_amp, penalized, params, check_every, guard, fold
+        )
 
     def epoch(
-        self, X: torch.Tensor, y: torch.Tensor, perm: torch.Tensor, epoch: int,
+        self,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        perm: torch.Tensor,
+        epoch: int,
         augment: Callable[[torch.Tensor], torch.Tensor] | None,
     ) -> EpochNorms:
         """One pass over the shuffled training rows; the guard sees every step's

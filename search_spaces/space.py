@@ -101,9 +101,7 @@ class ParamSpec(BaseModel):
             raise ValueError("log and step apply to float and int ranges only")
         if self.categorical is not None and len(self.categorical) == 0:
             raise ValueError("categorical needs at least one choice")
-        if self.categorical is not None and len(set(map(repr, self.categorical))) != len(
-            self.categorical
-        ):
+        if self.categorical is not None and len(set(map(repr, self.categorical))) != len(self.categorical):
             raise ValueError(f"categorical choices must be distinct, got {list(self.categorical)}")
         return self
 
@@ -166,8 +164,7 @@ class SearchSpace(BaseModel):
                 missing = [v for v in values if v not in choices]
                 if missing:
                     raise ValueError(
-                        f"{name}.when: {parent} can never be {missing[0]!r} "
-                        f"(its choices: {list(choices)})"
+                        f"{name}.when: {parent} can never be {missing[0]!r} (its choices: {list(choices)})"
                     )
         self._order()  # raises on cycles
         return self
@@ -183,7 +180,7 @@ class SearchSpace(BaseModel):
             if n in visiting:
                 raise ValueError(f"the when: conditions form a cycle through {n!r}")
             visiting.add(n)
-            for parent in (self.params[n].when or {}):
+            for parent in self.params[n].when or {}:
                 visit(parent)
             visiting.discard(n)
             done.append(n)
@@ -208,9 +205,7 @@ class SearchSpace(BaseModel):
                 values[name] = trial.suggest_float(name, low, high, log=spec.log, step=spec.step)
             elif spec.int_ is not None:
                 low, high = spec.int_
-                values[name] = trial.suggest_int(
-                    name, low, high, log=spec.log, step=int(spec.step or 1)
-                )
+                values[name] = trial.suggest_int(name, low, high, log=spec.log, step=int(spec.step or 1))
             elif spec.categorical is not None:
                 values[name] = trial.suggest_categorical(name, list(spec.categorical))
             else:

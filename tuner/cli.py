@@ -44,8 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("study", help="the study file (YAML)")
     run.add_argument("--n-trials", type=int, help="override budget.n_trials (the study's total)")
     run.add_argument("--storage", help="override the storage URL (also: $TUNER_STORAGE)")
-    run.add_argument("--allow-changes", action="store_true",
-                     help="join a study whose search space or training settings changed")
+    run.add_argument(
+        "--allow-changes",
+        action="store_true",
+        help="join a study whose search space or training settings changed",
+    )
     run.add_argument("--no-refit", action="store_true", help="skip the refit and test scoring")
     run.add_argument("--workers", type=int, help="start N local worker processes on CPU")
     run.add_argument("--gpus", help="one worker per GPU: 'all' or ids like 0,1 (CUDA_VISIBLE_DEVICES)")
@@ -53,18 +56,25 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int, help=argparse.SUPPRESS)
     run.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
-    for name, text in (("report", "summarize a study"), ("best", "print the best parameters"),
-                       ("status", "trial counts, best so far and running trials"),
-                       ("finish", "refit the best trial and score the test split now, before the "
-                                  "budget is reached (recorded as a search cut short)")):
+    for name, text in (
+        ("report", "summarize a study"),
+        ("best", "print the best parameters"),
+        ("status", "trial counts, best so far and running trials"),
+        (
+            "finish",
+            "refit the best trial and score the test split now, before the "
+            "budget is reached (recorded as a search cut short)",
+        ),
+    ):
         sp = sub.add_parser(name, help=text)
         sp.add_argument("study", help="the study file (YAML)")
         sp.add_argument("--storage", help="override the storage URL (also: $TUNER_STORAGE)")
         sp.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
         if name in ("report", "status"):
             sp.add_argument("--json", action="store_true", help="print JSON")
-            sp.add_argument("--n-trials", type=int,
-                            help="the budget to measure against, when a run was given --n-trials")
+            sp.add_argument(
+                "--n-trials", type=int, help="the budget to measure against, when a run was given --n-trials"
+            )
         if name == "report":
             sp.add_argument("--html", metavar="OUT.html", help="also write a self-contained HTML report")
         if name == "best":
@@ -79,7 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     ui.add_argument("study", help="the study file (YAML)")
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     ui.add_argument("--port", type=int, default=5000, help="MLflow UI port (default 5000)")
-    ui.add_argument("--dashboard", action="store_true", help="also start optuna-dashboard on the study storage")
+    ui.add_argument(
+        "--dashboard", action="store_true", help="also start optuna-dashboard on the study storage"
+    )
     ui.add_argument("--dashboard-only", action="store_true", help="start optuna-dashboard instead of MLflow")
     ui.add_argument("--dashboard-port", type=int, default=8080, help="optuna-dashboard port (default 8080)")
     ui.add_argument("--storage", help="override the storage URL (also: $TUNER_STORAGE)")
@@ -184,10 +196,15 @@ def _dispatch(args: argparse.Namespace) -> int:
             code = _run_workers(args, config)
             if code or args.no_refit:
                 return code
-        summary = run_study(config, allow_changes=args.allow_changes, refit=not args.no_refit,
-                            worker_rank=args.worker_rank, threads=args.threads,
-                            live=False if args.threads else None,
-                            optimize=args.workers is None and args.gpus is None)
+        summary = run_study(
+            config,
+            allow_changes=args.allow_changes,
+            refit=not args.no_refit,
+            worker_rank=args.worker_rank,
+            threads=args.threads,
+            live=False if args.threads else None,
+            optimize=args.workers is None and args.gpus is None,
+        )
         if args.threads is None:  # a local worker leaves the summary to its parent
             print()
             print(render(summary))
@@ -204,9 +221,15 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "ui":
         from tuner.views.ui import serve_ui
 
-        return serve_ui(config, host=args.host, port=args.port, dashboard=args.dashboard,
-                        dashboard_only=args.dashboard_only, dashboard_port=args.dashboard_port,
-                        debug=args.debug)
+        return serve_ui(
+            config,
+            host=args.host,
+            port=args.port,
+            dashboard=args.dashboard,
+            dashboard_only=args.dashboard_only,
+            dashboard_port=args.dashboard_port,
+            debug=args.debug,
+        )
     return _show(args, config)
 
 
@@ -240,8 +263,10 @@ def _show(args: argparse.Namespace, config: StudyConfig) -> int:
         else:
             import yaml
 
-            print(f"# best parameters of study {config.name} (trial #{summary['best']['number']}, "
-                  f"cross-validated {config.objective.metric} {summary['best']['cv_mean']:.4f})")
+            print(
+                f"# best parameters of study {config.name} (trial #{summary['best']['number']}, "
+                f"cross-validated {config.objective.metric} {summary['best']['cv_mean']:.4f})"
+            )
             print(yaml.safe_dump(params, sort_keys=False).rstrip())
     return 0
 
@@ -295,7 +320,9 @@ def _init(path: Path) -> int:
         raise ConfigError(f"{path} already exists; tune init never overwrites: choose another path")
     folder = path.parent
     if not folder.is_dir():
-        what = "is not a folder" if folder.exists() else f"does not exist; create it first (mkdir -p {folder})"
+        what = (
+            "is not a folder" if folder.exists() else f"does not exist; create it first (mkdir -p {folder})"
+        )
         raise ConfigError(f"cannot write {path}: {folder} {what}")
     text = (Path(__file__).parent / "templates" / "study.yaml").read_text(encoding="utf-8")
     created = False
@@ -306,7 +333,9 @@ def _init(path: Path) -> int:
     except OSError as e:
         if created:
             path.unlink(missing_ok=True)  # no half-written file left behind
-        raise ConfigError(f"cannot write {path}: {e.strerror or e}; choose a folder you can write to") from None
+        raise ConfigError(
+            f"cannot write {path}: {e.strerror or e}; choose a folder you can write to"
+        ) from None
     print(f"wrote {path}; run it with: tune {path}")
     return 0
 

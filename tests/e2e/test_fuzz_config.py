@@ -303,8 +303,16 @@ def unreadable_data(draw: st.DrawFn) -> Case:
 
 
 FAULT_KINDS = [
-    "bool budget", "step wider than range", "blank experiment", "data folder", "npz not a zip",
-    "null section", "in-memory storage", "two-slash url", "huge study file", "unreachable database",
+    "bool budget",
+    "step wider than range",
+    "blank experiment",
+    "data folder",
+    "npz not a zip",
+    "null section",
+    "in-memory storage",
+    "two-slash url",
+    "huge study file",
+    "unreachable database",
 ]
 
 
@@ -335,13 +343,16 @@ def faults_inputs(draw: st.DrawFn, kinds: list[str] = FAULT_KINDS) -> Case:
     if how == "npz not a zip":
         data = draw(st.binary(min_size=0, max_size=256).filter(lambda b: not b.startswith(b"PK")))
         name = f"{stem}.npz"
-        return _case("issue 19 inputs", _set(doc, "data.source", name), "not an .npz archive",
-                     files={name: data})
+        return _case(
+            "issue 19 inputs", _set(doc, "data.source", name), "not an .npz archive", files={name: data}
+        )
     if how == "null section":
         key = draw(st.sampled_from(["data", "training", "budget", "model", "objective"]))
         return _case("issue 19 inputs", _set(doc, key, None), "must be a mapping")
     if how == "in-memory storage":
-        url = draw(st.sampled_from(["sqlite:///:memory:", "sqlite:///file::memory:?cache=shared&mode=memory"]))
+        url = draw(
+            st.sampled_from(["sqlite:///:memory:", "sqlite:///file::memory:?cache=shared&mode=memory"])
+        )
         return _case("issue 19 inputs", _set(doc, "storage", url), "in-memory storage")
     if how == "two-slash url":
         url = draw(st.sampled_from(["sqlite", "journal"])) + f"://{stem}.db"
@@ -607,8 +618,13 @@ def test_every_category_was_generated() -> None:
 
 
 @pytest.mark.parametrize("kind", FAULT_KINDS)
-@settings(max_examples=4, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=4,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(data=st.data())
 def test_each_input_of_issue_19_is_refused_with_its_fix(kind: str, data: st.DataObject) -> None:
     case = data.draw(faults_inputs(kinds=[kind]))

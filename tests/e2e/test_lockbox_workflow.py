@@ -43,7 +43,9 @@ def test_a_timeout_keeps_the_test_split_sealed_until_the_budget_then_scores_it_o
     first = _tune("study.yaml", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "Traceback" not in first.stderr
-    assert "stopped by budget.timeout (0.05s) after 1/2 trials; run the same command to continue" in first.stdout
+    assert (
+        "stopped by budget.timeout (0.05s) after 1/2 trials; run the same command to continue" in first.stdout
+    )
     assert "The test split stays sealed until the budget is reached" in first.stdout
     assert "refit:" not in first.stdout and "held-out test (" not in first.stdout
     assert scorings(_study(study_file)) == []
@@ -140,9 +142,12 @@ def test_tune_init_where_it_cannot_write_is_one_line_and_exit_2(tmp_path, where)
         if os.geteuid() != 0:
             (tmp_path / "ro").chmod(0o555)
         else:  # root writes through permission bits: a read-only mount says no to root too
-            mounted = subprocess.run(
-                ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(tmp_path / "ro")]
-            ).returncode == 0
+            mounted = (
+                subprocess.run(
+                    ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(tmp_path / "ro")]
+                ).returncode
+                == 0
+            )
             if not mounted:
                 pytest.skip("cannot mount a read-only tmpfs here")
     try:

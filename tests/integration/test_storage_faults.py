@@ -35,8 +35,13 @@ pg_database = test_storages.pg_database  # a fresh PostgreSQL database per test
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("TUNER_STORAGE", "MLFLOW_TRACKING_URI")}
     # A trial its worker could not close is declared dead after 3 s instead of 30 s.
-    return {**env, "TUNER_HEARTBEAT_INTERVAL": "1", "TUNER_GRACE_PERIOD": "3", "PYTHONUNBUFFERED": "1",
-            **extra}
+    return {
+        **env,
+        "TUNER_HEARTBEAT_INTERVAL": "1",
+        "TUNER_GRACE_PERIOD": "3",
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
 
 
 def _write(tmp_path: Path, storage: str, **overrides: Any) -> Path:
@@ -50,7 +55,11 @@ def _write(tmp_path: Path, storage: str, **overrides: Any) -> Path:
 def _start(study: Path, *args: str, **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "tuner.cli", "run", str(study), *args],
-        cwd=study.parent, env=_env(**env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=study.parent,
+        env=_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -78,7 +87,11 @@ def _running_runs(tmp_path: Path) -> list[str]:
 def _rerun_completes(study_file: Path, url: str, budget: int) -> optuna.Study:
     again = subprocess.run(
         [sys.executable, "-m", "tuner.cli", "run", str(study_file)],
-        cwd=study_file.parent, env=_env(), capture_output=True, text=True, timeout=600,
+        cwd=study_file.parent,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     assert "Traceback" not in again.stdout + again.stderr
@@ -101,8 +114,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     where = tmp_path / "disk"
     where.mkdir()
     try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(where)], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(where)], check=True, capture_output=True
+        )
     except subprocess.CalledProcessError as e:
         pytest.skip(f"cannot mount a tmpfs here: {e.stderr.decode().strip()}")
     try:
@@ -159,7 +173,11 @@ def test_a_full_disk_at_start_creates_nothing(tmp_path: Path, small_disk: Path) 
     study_file = _write(tmp_path, f"sqlite:///{small_disk / 'tiny.db'}")
     proc = subprocess.run(
         [sys.executable, "-m", "tuner.cli", "run", str(study_file)],
-        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stderr.startswith("tune: error: cannot create the study storage") and "is full" in proc.stderr

@@ -221,8 +221,12 @@ def test_budget_waits_for_the_last_running_trial(outcome: str, tmp_path: Path) -
     last = study.ask()
     budget = Budget(study, storage, 2, tracker=None, poll=0.05)
     waits: list[tuple[int, int]] = []
-    timer = threading.Timer(0.5, lambda: study.tell(last, 0.6 if outcome == "COMPLETE" else None,
-                                                      state=getattr(optuna.trial.TrialState, outcome)))
+    timer = threading.Timer(
+        0.5,
+        lambda: study.tell(
+            last, 0.6 if outcome == "COMPLETE" else None, state=getattr(optuna.trial.TrialState, outcome)
+        ),
+    )
     timer.start()
     started = time.monotonic()
     go = budget.wait_for_slot(lambda finished, running: waits.append((finished, running)))

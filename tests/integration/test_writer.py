@@ -123,8 +123,13 @@ def test_ctrl_c_on_the_process_group_leaves_no_run_running(tmp_path):
     for key in ("TUNER_STORAGE", "TUNER_MLFLOW_WRITER", "MLFLOW_TRACKING_URI"):
         env.pop(key, None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tuner.cli", "study.yaml"], cwd=tmp_path, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        [sys.executable, "-m", "tuner.cli", "study.yaml"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     assert proc.stdout is not None
     deadline = time.monotonic() + 240

@@ -18,7 +18,11 @@ REPO = Path(__file__).resolve().parents[2]
 def _lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
     return subprocess.run(
-        [exe, "--no-cache"], cwd=cwd, capture_output=True, text=True, timeout=120,
+        [exe, "--no-cache"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={"PATH": str(Path(sys.executable).parent), "PYTHONPATH": str(cwd)},
     )
 

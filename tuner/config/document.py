@@ -93,8 +93,7 @@ def safe_load(text: str, source: str) -> Any:
         return doc
     except yaml.constructor.ConstructorError as e:
         raise ConfigError(
-            f"{source}: YAML tag not allowed ({e.problem}); tuner reads plain YAML only "
-            "(no !!python tags)"
+            f"{source}: YAML tag not allowed ({e.problem}); tuner reads plain YAML only (no !!python tags)"
         ) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)

@@ -31,9 +31,7 @@ def parse_duration(value: str | int | float) -> float:
         else:
             parts = _PART.findall(text)
             if not parts or "".join(n + u for n, u in parts) != text:
-                raise ValueError(
-                    f"expected a duration such as 90, '90s', '20m' or '1h30m', got {value!r}"
-                )
+                raise ValueError(f"expected a duration such as 90, '90s', '20m' or '1h30m', got {value!r}")
             seconds = sum(float(n) * _UNITS[u] for n, u in parts)
     if not seconds > 0 or seconds == float("inf"):
         raise ValueError(f"a duration must be a positive, finite number of seconds, got {value!r}")

@@ -40,7 +40,9 @@ def explain(err: ValidationError, source: str) -> str:
             got = item.get("input")
             shown = "nothing (null)" if got is None else repr(got)
             keys = f" with keys among {', '.join(fields)}" if fields else ""
-            parts.append(f"{where} must be a mapping{keys}, got {shown}: indent its settings under {loc[-1]}:")
+            parts.append(
+                f"{where} must be a mapping{keys}, got {shown}: indent its settings under {loc[-1]}:"
+            )
             continue
         got = item.get("input")
         shown = "" if isinstance(got, (Mapping, list)) or got is None else f", got {got!r}"

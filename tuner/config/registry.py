@@ -58,8 +58,7 @@ def check_args(cls: type, args: Mapping[str, Any], where: str) -> None:
             close = difflib.get_close_matches(key, accepted, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise ValueError(
-                f"{cls.__name__} takes no argument {key!r} in {where}; {hint}"
-                f"it takes: {', '.join(accepted)}"
+                f"{cls.__name__} takes no argument {key!r} in {where}; {hint}it takes: {', '.join(accepted)}"
             )
         # Optuna does not type-check its constructors: TPESampler(n_startup_trials="many")
         # builds fine and fails inside the first trial. Check against the annotation
@@ -127,9 +126,7 @@ def build_pruner(name: str, args: Mapping[str, Any]) -> Any:
     if name == "PatientPruner":
         wrapped = args.pop("wrapped", None)
         if not isinstance(wrapped, Mapping) or "name" not in wrapped:
-            raise ValueError(
-                "PatientPruner needs wrapped: {name: MedianPruner, ...}, the pruner it delays"
-            )
+            raise ValueError("PatientPruner needs wrapped: {name: MedianPruner, ...}, the pruner it delays")
         inner = dict(wrapped)
         args["wrapped_pruner"] = build_pruner(str(inner.pop("name")), inner)
     check_args(cls, args, "pruner")

@@ -52,9 +52,7 @@ def _takes_bool(annotation: Any) -> bool:
 
 
 class ObjectiveConfig(_Strict):
-    metric: Literal["accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss"] = (
-        "balanced_accuracy"
-    )
+    metric: Literal["accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss"] = "balanced_accuracy"
     function: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
@@ -145,9 +143,7 @@ class DataConfig(_Strict):
             raise ValueError("a .csv source needs data.target: the name of the label column")
         image_only = [k for k in ("image_size", "root") if getattr(self, k) is not None]
         image_only += ["download"] if self.download else []
-        if image_only and self.is_image is not True or (
-            self.source.startswith("sklearn:") and image_only
-        ):
+        if image_only and self.is_image is not True or (self.source.startswith("sklearn:") and image_only):
             raise ValueError(
                 f"data.{image_only[0]} applies to imagefolder: and torchvision: sources only, "
                 f"not to {self.source}; remove it"

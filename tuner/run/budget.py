@@ -83,8 +83,15 @@ class Budget:
     overshoot by up to the number of workers.
     """
 
-    def __init__(self, study: Any, storage: Any, total: int, tracker: Any,
-                 deadline: float | None = None, poll: float = 0.5) -> None:
+    def __init__(
+        self,
+        study: Any,
+        storage: Any,
+        total: int,
+        tracker: Any,
+        deadline: float | None = None,
+        poll: float = 0.5,
+    ) -> None:
         self.study, self.storage, self.total, self.tracker = study, storage, total, tracker
         self.deadline, self.poll = deadline, poll
         heartbeat = getattr(storage, "get_heartbeat_interval", None)

@@ -70,6 +70,7 @@ def _in_finalizer(frame: Any) -> bool:
 @contextlib.contextmanager
 def quiet_surplus() -> Iterator[None]:
     """Keep Optuna from logging a surplus trial (see ``Budget.claim``) as a failure."""
+
     def keep(record: logging.LogRecord) -> bool:
         return "BudgetReached" not in record.getMessage()
 

@@ -116,7 +116,11 @@ def _refit_and_score(
     beat = Heartbeat(say)
     epochs = config.training.max_epochs
     model = train_final(
-        config, dataset, splits.trainval, dict(best.params), device,
+        config,
+        dataset,
+        splits.trainval,
+        dict(best.params),
+        device,
         on_epoch=lambda r: beat(f"refit of trial #{best.number}: epoch {r.epoch + 1}/{epochs}"),
     )
     X_test = torch.as_tensor(dataset.X[splits.test], device=device)
@@ -126,8 +130,15 @@ def _refit_and_score(
 
 
 def _log_refit(
-    tracker: Any, run_id: str, entry: dict[str, Any], cm: np.ndarray, dataset: Any,
-    model: Any, y_test: np.ndarray, proba: np.ndarray, config: StudyConfig,
+    tracker: Any,
+    run_id: str,
+    entry: dict[str, Any],
+    cm: np.ndarray,
+    dataset: Any,
+    model: Any,
+    y_test: np.ndarray,
+    proba: np.ndarray,
+    config: StudyConfig,
 ) -> None:
     from mlflow.entities import Metric, RunTag
     from sklearn.metrics import classification_report
@@ -144,8 +155,12 @@ def _log_refit(
     names = dataset.classes or [str(i) for i in range(dataset.n_classes)]
     client.log_dict(run_id, {"labels": names, "matrix": cm.tolist()}, "confusion_matrix.json")
     report = classification_report(
-        y_test, proba.argmax(axis=1), labels=np.arange(len(names)), target_names=names,
-        output_dict=True, zero_division=0,
+        y_test,
+        proba.argmax(axis=1),
+        labels=np.arange(len(names)),
+        target_names=names,
+        output_dict=True,
+        zero_division=0,
     )
     client.log_dict(run_id, report, "classification_report.json")
     client.log_text(run_id, json.dumps(entry, indent=2, default=str), "test_result.json")
@@ -191,8 +206,13 @@ def _log_pr_curve(client: Any, run_id: str, y: np.ndarray, p1: np.ndarray, posit
     ap = float(average_precision_score(y, p1, pos_label=1))
     client.log_dict(
         run_id,
-        {"positive_class": positive, "average_precision": ap, "precision": precision.tolist(),
-         "recall": recall.tolist(), "thresholds": thresholds.tolist()},
+        {
+            "positive_class": positive,
+            "average_precision": ap,
+            "precision": precision.tolist(),
+            "recall": recall.tolist(),
+            "thresholds": thresholds.tolist(),
+        },
         "precision_recall_curve.json",
     )
     fig, ax = plt.subplots(figsize=(5, 4))

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Interrupted", "Prepared", "prepare", "run_study"]
 
+
 def run_study(
     config: StudyConfig,
     *,
@@ -126,8 +127,13 @@ def _claim_device(config: StudyConfig, threads: int | None) -> Any:
 
 
 def _open_study(
-    config: StudyConfig, prep: Prepared, storage: Any, tracker: Any, say: Callable[[str], None],
-    allow_changes: bool, worker_rank: int | None,
+    config: StudyConfig,
+    prep: Prepared,
+    storage: Any,
+    tracker: Any,
+    say: Callable[[str], None],
+    allow_changes: bool,
+    worker_rank: int | None,
 ) -> optuna.Study:
     """Build the sampler and pruner; create or join the study and its one MLflow parent
     run; close the trial runs that dead workers left open."""
@@ -146,13 +152,19 @@ def _open_study(
     if rank and sampler_args.get("seed") is not None:
         sampler_args["seed"] = int(sampler_args["seed"]) + rank
     sampler = build_sampler(config.sampler.name, sampler_args)
-    pruner = build_pruner(config.pruner.name, config.pruner.args) if config.pruner else optuna.pruners.NopPruner()
+    pruner = (
+        build_pruner(config.pruner.name, config.pruner.args) if config.pruner else optuna.pruners.NopPruner()
+    )
     if config.pruner and config.fold_pruning.pruner_peers == "finished":
         from tuner.run.peers import FinishedPeers
 
         pruner = FinishedPeers(pruner)
     study, created = open_study(
-        config, storage, split_fp=prep.split_fp, sampler=sampler, pruner=pruner,
+        config,
+        storage,
+        split_fp=prep.split_fp,
+        sampler=sampler,
+        pruner=pruner,
         allow_changes=allow_changes,
     )
     if rank is None and not created and sampler_args.get("seed") is not None:
@@ -176,9 +188,7 @@ def _log_preflight(session: Session) -> None:
     log_warnings(session.tracker, list(session.prep.warnings))
 
 
-def _conclude(
-    session: Session, refit: bool, finish_early: bool, interrupts: Interrupts
-) -> dict[str, Any]:
+def _conclude(session: Session, refit: bool, finish_early: bool, interrupts: Interrupts) -> dict[str, Any]:
     """Refit the best configuration and score the test split once (when the budget is
     reached, or when asked to finish early), log the study's plots, close its parent
     run, and summarize it. A search stopped short of its budget leaves the test split
@@ -197,13 +207,22 @@ def _conclude(
         _stopped_short(session, finished, refit)
     elif refit and has_complete:
         if finished < total:
-            say(f"finishing early, as asked, at {finished}/{total} trials: the test split is scored "
-                "now, and its record says the search was cut short")
+            say(
+                f"finishing early, as asked, at {finished}/{total} trials: the test split is scored "
+                "now, and its record says the search was cut short"
+            )
         prep = session.prep
         with interrupts.allowed():  # the refit closes its run KILLED on the way out
             extra["test"] = score_best(
-                config, prep.dataset, prep.splits, study, tracker, session.device, prep.split_fp,
-                say=say, trials_finished=finished,
+                config,
+                prep.dataset,
+                prep.splits,
+                study,
+                tracker,
+                session.device,
+                prep.split_fp,
+                say=say,
+                trials_finished=finished,
             )
     if not has_complete:
         say("no trial completed, so there is nothing to refit; the test split stays unscored")

@@ -75,8 +75,13 @@ def search(session: Session, optimize: bool, live: bool | None, interrupts: Inte
 
 
 def _optimize(
-    session: Session, optimize: bool, budget: Any, progress: Any, interrupts: Interrupts,
-    trial_fn: Any, after: Any,
+    session: Session,
+    optimize: bool,
+    budget: Any,
+    progress: Any,
+    interrupts: Interrupts,
+    trial_fn: Any,
+    after: Any,
 ) -> None:
     """``study.optimize`` with tuner's signal handling (installed by ``run_study``).
 
@@ -125,7 +130,11 @@ def _optimize(
 
 
 def _optimize_once(
-    study: optuna.Study, optimize: bool, budget: Any, interrupts: Interrupts, trial_fn: Any,
+    study: optuna.Study,
+    optimize: bool,
+    budget: Any,
+    interrupts: Interrupts,
+    trial_fn: Any,
     after: Any,
 ) -> None:
     from tuner.run.interrupts import quiet_surplus
@@ -140,7 +149,11 @@ def _optimize_once(
         timeout = None if budget.deadline is None else max(0.0, budget.deadline - time.monotonic())
         with quiet_surplus():
             study.optimize(
-                trial_fn, timeout=timeout, callbacks=[after], catch=(Exception,), gc_after_trial=False,
+                trial_fn,
+                timeout=timeout,
+                callbacks=[after],
+                catch=(Exception,),
+                gc_after_trial=False,
             )
     interrupts.check()  # one that came after the last trial's callback
 
@@ -158,8 +171,10 @@ def _storage_failed(config: StudyConfig, e: BaseException) -> StorageError:
     if is_file_storage(config.storage_url):
         fix = "free disk space or fix the storage, then run the same command to resume"
     else:
-        fix = ("once the database is reachable again, run the same command to resume (the trial "
-               "that was in flight is retried)")
+        fix = (
+            "once the database is reachable again, run the same command to resume (the trial "
+            "that was in flight is retried)"
+        )
     return StorageError(
         f"the study storage ({describe(config.storage_url)}) stopped accepting writes: "
         f"{_first_line(e)}. Trials finished before this are kept; {fix}"
@@ -171,5 +186,3 @@ def close(session: Session, status: str) -> None:
     session.tracker.close_parent(status)
     for w in session.tracker.settle():
         session.say(f"warning: {w}")
-
-

@@ -46,8 +46,15 @@ class TrialFunction:
     """What ``study.optimize`` calls for each trial."""
 
     def __init__(
-        self, config: StudyConfig, objective: CrossValidatedObjective, tracker: Any,
-        budget: Budget, interrupts: Interrupts, chance: float, worker: str, progress: Progress,
+        self,
+        config: StudyConfig,
+        objective: CrossValidatedObjective,
+        tracker: Any,
+        budget: Budget,
+        interrupts: Interrupts,
+        chance: float,
+        worker: str,
+        progress: Progress,
     ) -> None:
         self.config, self.objective, self.tracker = config, objective, tracker
         self.budget, self.interrupts = budget, interrupts
@@ -70,7 +77,10 @@ class TrialFunction:
         params = self.config.search_space.suggest(trial)
         trial.set_user_attr("worker", self.worker)
         run = self.tracker.start_trial(
-            trial.number, params, metric, self.worker,
+            trial.number,
+            params,
+            metric,
+            self.worker,
             on_run_id=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id),
         )
         flight = self.in_flight = _InFlight(trial.number)
@@ -97,8 +107,9 @@ class TrialFunction:
         finally:
             # Whatever happened, even the storage failing mid-trial: the run is closed.
             error = sys.exc_info()[1] if flight.state == "failed" else None
-            run.end(flight.state, value=flight.value,
-                    attrs=_quietly(lambda: trial.user_attrs) or {}, error=error)
+            run.end(
+                flight.state, value=flight.value, attrs=_quietly(lambda: trial.user_attrs) or {}, error=error
+            )
 
     def abandon(self, study: optuna.Study) -> bool:
         """After the storage failed inside Optuna's loop: record the trial in flight as
@@ -151,7 +162,11 @@ class AfterTrial:
     failures in a row (``stop_reason``), and the wait for a budget slot."""
 
     def __init__(
-        self, config: StudyConfig, budget: Budget, progress: Progress, interrupts: Interrupts,
+        self,
+        config: StudyConfig,
+        budget: Budget,
+        progress: Progress,
+        interrupts: Interrupts,
         say: Callable[[str], None],
     ) -> None:
         self.config, self.budget, self.progress = config, budget, progress

@@ -25,8 +25,14 @@ from tuner.secrets import mask_url
 from tuner.storage.urls import describe, scheme
 
 __all__ = [
-    "GRACE_PERIOD", "HEARTBEAT_INTERVAL", "MAX_RETRY", "build_storage", "enable_fast_sqlite",
-    "new_storage_file", "remove_storage_file", "retry_dead_trial",
+    "GRACE_PERIOD",
+    "HEARTBEAT_INTERVAL",
+    "MAX_RETRY",
+    "build_storage",
+    "enable_fast_sqlite",
+    "new_storage_file",
+    "remove_storage_file",
+    "retry_dead_trial",
 ]
 
 # Seconds between heartbeats, and before a silent trial is declared dead. Short

@@ -36,7 +36,9 @@ _notify: list[Callable[[str], None]] = [lambda text: print(text, file=sys.stderr
 
 def _key(dialect: Any, cparams: dict[str, Any]) -> tuple[Any, ...]:
     return (
-        dialect.name, cparams.get("host"), cparams.get("port"),
+        dialect.name,
+        cparams.get("host"),
+        cparams.get("port"),
         cparams.get("dbname") or cparams.get("database") or cparams.get("db"),
     )
 
@@ -78,16 +80,14 @@ def _do_connect(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) 
         with _lock:
             since = _down.pop(key, None)
             if since is not None:
-                _notify[0](
-                    f"the study database is back after {time.monotonic() - since:.1f} s; carrying on"
-                )
+                _notify[0](f"the study database is back after {time.monotonic() - since:.1f} s; carrying on")
         return conn
 
 
 def _clean(text: str) -> str:
     from tuner.secrets import mask_secrets
 
-    return mask_secrets(text).replace('connection failed: ', '')
+    return mask_secrets(text).replace("connection failed: ", "")
 
 
 def enable_reconnect(notify: Callable[[str], None] | None = None) -> None:

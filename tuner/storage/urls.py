@@ -9,11 +9,26 @@ from urllib.parse import urlparse
 from tuner.secrets import mask_url
 
 __all__ = [
-    "SCHEMES", "check_scheme", "describe", "is_file_storage", "resolve_url", "scheme", "supports_heartbeat",
+    "SCHEMES",
+    "check_scheme",
+    "describe",
+    "is_file_storage",
+    "resolve_url",
+    "scheme",
+    "supports_heartbeat",
 ]
 
-SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2", "mysql", "mysql+pymysql", "journal",
-           "redis", "rediss", "grpc")
+SCHEMES = (
+    "sqlite",
+    "postgresql",
+    "postgresql+psycopg2",
+    "mysql",
+    "mysql+pymysql",
+    "journal",
+    "redis",
+    "rediss",
+    "grpc",
+)
 
 
 def scheme(url: str) -> str:
@@ -53,7 +68,7 @@ def resolve_url(url: str, base_dir: Path) -> str:
     """Make file-backed URLs absolute relative to ``base_dir``."""
     for prefix in ("sqlite:///", "journal:///"):
         if url.startswith(prefix):
-            rest = url[len(prefix):]
+            rest = url[len(prefix) :]
             if rest and not rest.startswith("/") and rest != ":memory:":
                 return prefix + str((base_dir / rest).resolve())
     return url

@@ -73,7 +73,8 @@ class Tracker:
         if self._experiment_id is None:
             try:
                 self._experiment_id = self.client.create_experiment(
-                    self.experiment, artifact_location=_artifact_location(self.uri, self.experiment),
+                    self.experiment,
+                    artifact_location=_artifact_location(self.uri, self.experiment),
                     tags={"tuner.study": self.study_name},
                 )
             except Exception as e:
@@ -118,7 +119,9 @@ class Tracker:
             parent = self.parent_id
             ok, _ = self.outage.call(self.client.set_terminated, parent, status=status)
             if not ok:
-                self.outage.defer("the study's parent run", lambda: self.client.set_terminated(parent, status=status))
+                self.outage.defer(
+                    "the study's parent run", lambda: self.client.set_terminated(parent, status=status)
+                )
 
     def log_test_looks(self, looks: list[Mapping[str, Any]], metric: str) -> None:
         """The lockbox on the study's parent run: ``test_<metric>`` is the first look's
@@ -208,12 +211,18 @@ class Tracker:
             if incomplete and last_error:
                 self.outage.last_error = last_error
         for why in w.lost:
-            self.warn(f"{why}; trial runs written after that were written inline, and a run it "
-                      "was writing may be incomplete (the trials themselves are safe)")
+            self.warn(
+                f"{why}; trial runs written after that were written inline, and a run it "
+                "was writing may be incomplete (the trials themselves are safe)"
+            )
         w.lost.clear()
 
     def start_trial(
-        self, number: int, params: Mapping[str, Any], metric: str, worker: str,
+        self,
+        number: int,
+        params: Mapping[str, Any],
+        metric: str,
+        worker: str,
         on_run_id: Callable[[str], None] | None = None,
         started_ms: int | None = None,
     ) -> Any:
@@ -234,11 +243,13 @@ class Tracker:
 
         def create() -> str:  # may be repeated after an outage: one run, however often
             if not made:
-                made.append(self._child(
-                    f"trial-{number:03d} running",
-                    {"tuner.role": "trial", "tuner.trial": str(number), "tuner.worker": worker},
-                    start_time=started_ms,
-                ))
+                made.append(
+                    self._child(
+                        f"trial-{number:03d} running",
+                        {"tuner.role": "trial", "tuner.trial": str(number), "tuner.worker": worker},
+                        start_time=started_ms,
+                    )
+                )
             return made[0]
 
         # MLflow down now: the trial still runs, and its run is made at its next write.
@@ -331,7 +342,7 @@ def _unreachable(uri: str, e: BaseException) -> TunerError:
 def _artifact_location(uri: str, experiment: str) -> str | None:
     """Artifacts of a local store go beside its database, not into the CWD."""
     if uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///"):])
+        db = Path(uri[len("sqlite:///") :])
         return (db.parent / "mlartifacts" / experiment).resolve().as_uri()
     if uri.startswith("file:") or "://" not in uri:
         return None

@@ -65,9 +65,7 @@ class TrialRun:
         if self.run_id is None and self._create is not None:
             self.run_id = self._create()
         if self._params:
-            self.tracker.client.log_batch(
-                self.run_id, metrics=self._pending[:MAX_BATCH], params=self._params
-            )
+            self.tracker.client.log_batch(self.run_id, metrics=self._pending[:MAX_BATCH], params=self._params)
             del self._pending[:MAX_BATCH]
             self._params = []
         while self._pending:
@@ -106,8 +104,10 @@ class TrialRun:
                 tags.append(RunTag(f"tuner.{key}", str(attrs[key])[:5000]))
         # the run's description in the MLflow UI: why it was pruned in full (the tag
         # column truncates it), then the diagnosis
-        note = [f"**{state}**: {attrs['pruned_reason']}" if attrs.get("pruned_reason") else "",
-                str(attrs.get("diagnosis_text") or "")]
+        note = [
+            f"**{state}**: {attrs['pruned_reason']}" if attrs.get("pruned_reason") else "",
+            str(attrs.get("diagnosis_text") or ""),
+        ]
         if any(note):
             tags.append(RunTag("mlflow.note.content", "\n\n".join(n for n in note if n)[:5000]))
         tb = traceback_text
@@ -126,8 +126,11 @@ class TrialRun:
             if attrs.get("diagnosis_evidence") and attrs.get("diagnosis") != "healthy":
                 client.log_dict(
                     self.run_id,
-                    {"diagnosis": attrs.get("diagnosis"), "text": attrs.get("diagnosis_text"),
-                     "evidence": attrs["diagnosis_evidence"]},
+                    {
+                        "diagnosis": attrs.get("diagnosis"),
+                        "text": attrs.get("diagnosis_text"),
+                        "evidence": attrs["diagnosis_evidence"],
+                    },
                     "diagnosis.json",
                 )
             if tb is not None:

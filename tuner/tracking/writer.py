@@ -155,8 +155,9 @@ def _close_quietly(*closables: Any) -> None:
 class RemoteTrialRun:
     """A trial's MLflow run written by the child; the objective's reporter."""
 
-    def __init__(self, writer: Writer, number: int, metric: str,
-                 on_run_id: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, writer: Writer, number: int, metric: str, on_run_id: Callable[[str], None] | None = None
+    ) -> None:
         self.writer = writer
         self.number = number
         self.metric = metric
@@ -187,8 +188,9 @@ class RemoteTrialRun:
         self.writer.drain()
         self._tell_id()  # without waiting: by now the child has usually made the run
 
-    def end(self, state: str, *, value: float | None = None, attrs: Any = None,
-            error: BaseException | None = None) -> None:
+    def end(
+        self, state: str, *, value: float | None = None, attrs: Any = None, error: BaseException | None = None
+    ) -> None:
         if self.ended:
             return
         self.ended = True
@@ -196,5 +198,12 @@ class RemoteTrialRun:
         # Waits only while the child is still starting (MLflow's import and store take
         # seconds): the id must be on the trial before Optuna closes it.
         self._tell_id(wait=60.0)
-        self.writer.send("end", self.number, state, value, dict(attrs or {}),
-                         format_error(error) if error is not None and state == "failed" else None, ended)
+        self.writer.send(
+            "end",
+            self.number,
+            state,
+            value,
+            dict(attrs or {}),
+            format_error(error) if error is not None and state == "failed" else None,
+            ended,
+        )

@@ -227,7 +227,10 @@ def _evidence(
 def _broken(curves: Curves, pruned_by: str | None, pruned_reason: str | None) -> _Verdict | None:
     """Rules 1 and 2: a broken pipeline at the first step or in the loss, or divergence."""
     if pruned_by == "divergence" and pruned_reason and _FIRST_STEP.search(pruned_reason):
-        return "data_pipeline_suspect", f"non-finite at the very first step, before any update ({pruned_reason})"
+        return (
+            "data_pipeline_suspect",
+            f"non-finite at the very first step, before any update ({pruned_reason})",
+        )
     negative = [v for v in curves.train_loss + curves.val_loss if v < 0]
     if negative:  # cross-entropy cannot be negative: labels or loss are wired wrong
         return "data_pipeline_suspect", f"loss is negative ({min(negative):.3g})"
@@ -244,7 +247,11 @@ def _broken(curves: Curves, pruned_by: str | None, pruned_reason: str | None) ->
 
 
 def _leaked_or_shuffled(
-    curves: Curves, ts: list[float], vs: list[float], metric: str, chance: float,
+    curves: Curves,
+    ts: list[float],
+    vs: list[float],
+    metric: str,
+    chance: float,
     other_val_skills: list[float] | None,
 ) -> _Verdict | None:
     """Rule 3: validation easier than training throughout, or every trial at chance."""
@@ -266,7 +273,11 @@ def _leaked_or_shuffled(
 
 
 def _fit(
-    curves: Curves, ts: list[float], vs: list[float], metric: str, chance: float,
+    curves: Curves,
+    ts: list[float],
+    vs: list[float],
+    metric: str,
+    chance: float,
     best_val_skill: float | None,
 ) -> _Verdict:
     """Rules 4 to 6: over-fitting, under-fitting, or healthy."""

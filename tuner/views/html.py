@@ -71,7 +71,26 @@ def _summary_section(s: dict[str, Any]) -> str:
             rows.append(("fold scores", ", ".join(_num(v) for v in best["fold_scores"])))
     else:
         rows.append(("best trial", "none yet (no trial completed)"))
-    test = s.get("test")
+    rows += _test_rows(s.get("test"), m, bool(s.get("stopped")))
+    if s.get("stopped"):
+        stop = s["stopped"]
+        rows.append(
+            (
+                "search",
+                f"stopped by {_e(stop['reason'])} at {_e(stop['at'])}, after "
+                f"{stop['finished']}/{stop['budget']} trials",
+            )
+        )
+    out = "<h2>Summary</h2>" + _table(rows)
+    if best and best["params"]:
+        out += "<h3>Best parameters</h3>" + _table([(k, _param(v)) for k, v in best["params"].items()])
+    return out
+
+
+def _test_rows(test: dict[str, Any] | None, m: str, stopped: bool) -> list[tuple[str, str]]:
+    """The summary rows of the held-out test split: its first look, the notes on it, every
+    later look, or why it is not scored yet."""
+    rows: list[tuple[str, str]] = []
     if test:
         rows.append(
             (
@@ -87,8 +106,13 @@ def _summary_section(s: dict[str, Any]) -> str:
         if test.get("optimism_note"):
             rows.append(("note", f"<span class='warn'>{_e(test['optimism_note'])}</span>"))
         if test.get("search_cut_short"):
-            rows.append(("note", f"scored by <code>tune finish</code> after {_e(test.get('trials_finished'))}/"
-                                 f"{_e(test.get('budget'))} trials: the search was cut short of its budget"))
+            rows.append(
+                (
+                    "note",
+                    f"scored by <code>tune finish</code> after {_e(test.get('trials_finished'))}/"
+                    f"{_e(test.get('budget'))} trials: the search was cut short of its budget",
+                )
+            )
         if test.get("times_scored", 1) > 1:
             rows.append(
                 (
@@ -99,21 +123,19 @@ def _summary_section(s: dict[str, Any]) -> str:
             )
             for look in test.get("looks", []):
                 cut = ", search cut short" if look.get("search_cut_short") else ""
-                rows.append((f"look {look['look']}", f"trial #{look['trial_number']}: {_e(m)} "
-                             f"{_num(look['score'])} ({_e(look['scored_at'])}{cut})"))
+                rows.append(
+                    (
+                        f"look {look['look']}",
+                        f"trial #{look['trial_number']}: {_e(m)} "
+                        f"{_num(look['score'])} ({_e(look['scored_at'])}{cut})",
+                    )
+                )
         if test.get("metrics"):
             rows.append(("test metrics", ", ".join(f"{_e(k)} {_num(v)}" for k, v in test["metrics"].items())))
     else:
-        sealed = "sealed until the budget is reached" if s.get("stopped") else "not scored yet"
+        sealed = "sealed until the budget is reached" if stopped else "not scored yet"
         rows.append(("held-out test", f"{sealed} (it is scored once, after the search)"))
-    if s.get("stopped"):
-        stop = s["stopped"]
-        rows.append(("search", f"stopped by {_e(stop['reason'])} at {_e(stop['at'])}, after "
-                               f"{stop['finished']}/{stop['budget']} trials"))
-    out = "<h2>Summary</h2>" + _table(rows)
-    if best and best["params"]:
-        out += "<h3>Best parameters</h3>" + _table([(k, _param(v)) for k, v in best["params"].items()])
-    return out
+    return rows
 
 
 def _trials_section(study: Any) -> str:

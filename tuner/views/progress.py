@@ -49,7 +49,9 @@ class _BeatingReporter:
 
     def epoch(self, record: Any, step: int) -> None:
         self.inner.epoch(record, step)
-        self.beat(f"trial {self.number}: fold {record.fold + 1}/{self.folds}, epoch {record.epoch + 1}/{self.epochs}")
+        self.beat(
+            f"trial {self.number}: fold {record.fold + 1}/{self.folds}, epoch {record.epoch + 1}/{self.epochs}"
+        )
 
     def fold_done(self, fold: int, score: float) -> None:
         self.inner.fold_done(fold, score)
@@ -58,8 +60,9 @@ class _BeatingReporter:
 class Progress:
     """Counts of complete / pruned / failed trials, the best value and elapsed time."""
 
-    def __init__(self, total: int, done: int, metric: str, stream: TextIO | None = None,
-                 live: bool | None = None) -> None:
+    def __init__(
+        self, total: int, done: int, metric: str, stream: TextIO | None = None, live: bool | None = None
+    ) -> None:
         self.total, self.metric = total, metric
         self.counts = {"complete": 0, "pruned": 0, "failed": 0}
         self.done_before = done
@@ -73,8 +76,12 @@ class Progress:
             from rich.progress import Progress as RichProgress
 
             self._bar = RichProgress(
-                TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.description}"), TimeElapsedColumn(), transient=False,
+                TextColumn("[bold]trials"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                transient=False,
             )
             self._task = self._bar.add_task(self._describe(), total=total, completed=done)
             self._bar.start()
@@ -84,8 +91,9 @@ class Progress:
         best = "-" if self.best is None else f"{self.best:.4f}"
         return f"complete {c['complete']}  pruned {c['pruned']}  failed {c['failed']}  best {best}"
 
-    def trial(self, number: int, state: str, value: float | None, best: float | None,
-              finished: int, note: str = "") -> None:
+    def trial(
+        self, number: int, state: str, value: float | None, best: float | None, finished: int, note: str = ""
+    ) -> None:
         self.counts[state] = self.counts.get(state, 0) + 1
         self.best = best
         if self._bar is not None:
@@ -98,7 +106,8 @@ class Progress:
         print(
             f"trial {number:3d} {state:<8}{shown}{best_s}  [{finished}/{self.total} done, "
             f"{elapsed:6.1f}s]{extra}",
-            file=self.stream, flush=True,
+            file=self.stream,
+            flush=True,
         )
 
     def reporter(self, number: int, inner: Any, folds: int, epochs: int) -> Any:

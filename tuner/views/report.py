@@ -169,7 +169,11 @@ def _render_test(summary: dict[str, Any]) -> list[str]:
     if test["times_scored"] > 1:
         lines.append("the first look (above) is the unbiased estimate: publish that one. Every look:")
         for look in test.get("looks", []):
-            when = f"after {look['trials_finished']}/{look['budget']} trials, " if look.get("trials_finished") else ""
+            when = (
+                f"after {look['trials_finished']}/{look['budget']} trials, "
+                if look.get("trials_finished")
+                else ""
+            )
             cut = ", search cut short" if look.get("search_cut_short") else ""
             lines.append(
                 f"    look {look['look']}: trial #{look['trial_number']} {m} {look['score']:.4f} "

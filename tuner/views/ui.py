@@ -246,8 +246,13 @@ def _start_mlflow(
 
 
 def _serve(
-    config: StudyConfig, proc: subprocess.Popen[bytes] | None, exp_id: str | None, host: str,
-    port: int, dashboard_port: int | None, out: TextIO,
+    config: StudyConfig,
+    proc: subprocess.Popen[bytes] | None,
+    exp_id: str | None,
+    host: str,
+    port: int,
+    dashboard_port: int | None,
+    out: TextIO,
 ) -> None:
     """Print the URLs once the servers answer, then serve until interrupted."""
     shown_host = socket.gethostname() if host in ("0.0.0.0", "::") else host

@@ -27,7 +27,10 @@ def test_quickstart_example_is_valid():
     assert {"lr", "weight_decay", "dropout", "batchnorm"} <= set(cfg.search_space.names)
     assert cfg.search_space.params["lr"].log
     assert cfg.search_space.params["batchnorm"].categorical == (
-        "none", "before_activation", "after_activation")
+        "none",
+        "before_activation",
+        "after_activation",
+    )
     # relative sqlite files live beside the study file
     assert cfg.storage_url == f"sqlite:///{REPO / 'examples' / 'digits-regularization.db'}"
     assert cfg.tracking_uri == f"sqlite:///{REPO / 'examples' / 'mlflow.db'}"
@@ -35,7 +38,8 @@ def test_quickstart_example_is_valid():
 
 def test_init_template_is_the_quickstart():
     assert (REPO / "tuner" / "templates" / "study.yaml").read_text() == (
-        REPO / "examples" / "digits.yaml").read_text()
+        REPO / "examples" / "digits.yaml"
+    ).read_text()
 
 
 def test_folds_below_two_names_path_value_and_file(write_study):
@@ -89,9 +93,17 @@ def test_bad_values_are_named(write_study, key, value, expected):
         ({}, "search space is empty"),
         ({"lr": {"float": [0.1, 0.01]}}, "low must be <= high"),
         ({"lr": {"float": [0.0, 0.1], "log": True}}, "log: true needs low > 0"),
-        ({"momentum": {"float": [0.8, 0.9], "when": {"optimizer": "sgd"}}}, "not a parameter of this search space"),
-        ({"optimizer": {"categorical": ["adamw", "sgd"]},
-          "momentum": {"float": [0.8, 0.9], "when": {"optimizer": "sdg"}}}, "can never be 'sdg'"),
+        (
+            {"momentum": {"float": [0.8, 0.9], "when": {"optimizer": "sgd"}}},
+            "not a parameter of this search space",
+        ),
+        (
+            {
+                "optimizer": {"categorical": ["adamw", "sgd"]},
+                "momentum": {"float": [0.8, 0.9], "when": {"optimizer": "sdg"}},
+            },
+            "can never be 'sdg'",
+        ),
         ({"dropout": [0.1, 0.2]}, "ambiguous"),
         ({"dropuot": {"float": [0, 0.5]}}, "did you mean 'dropout'"),
         ({"batchnorm": {"categorical": ["none", "bofore"]}}, "batchnorm must be one of"),

@@ -86,7 +86,9 @@ def test_min_gain_stops_a_trial_that_could_at_best_tie() -> None:
     # sd 0.01: after 1 of 5 folds se = 0.00894; a K-fold difference resolves 0.01/sqrt(5) = 0.00447
     level = [0.951]  # +0.001 on fold 0: could be up to +0.0099 after 1 se
     assert fold_verdict(level, BEST, "accuracy", 1.0, diff_sd=0.01) is None  # min_gain 0: it may win
-    assert fold_verdict(level, BEST, "accuracy", 1.0, diff_sd=0.01, min_gain=2.5) is not None  # 0.0099 < 0.0112
+    assert (
+        fold_verdict(level, BEST, "accuracy", 1.0, diff_sd=0.01, min_gain=2.5) is not None
+    )  # 0.0099 < 0.0112
     assert fold_verdict(level, BEST, "accuracy", 1.0, diff_sd=0.01, min_gain=2.0) is None  # 0.0099 > 0.0089
 
 

@@ -39,8 +39,11 @@ def test_dropout_in_every_block_and_none_when_zero(family, shape):
     with_dropout = build_model(spec, HParams(dropout=0.3, depth=3), *z)
     drops = [m for m in with_dropout.modules() if isinstance(m, (nn.Dropout, nn.Dropout2d))]
     assert len(drops) >= 3 and all(d.p == 0.3 for d in drops)
-    assert not [m for m in build_model(spec, HParams(dropout=0.0), *z).modules()
-                if isinstance(m, (nn.Dropout, nn.Dropout2d))]
+    assert not [
+        m
+        for m in build_model(spec, HParams(dropout=0.0), *z).modules()
+        if isinstance(m, (nn.Dropout, nn.Dropout2d))
+    ]
 
 
 def test_width_and_depth_are_honoured():
@@ -54,8 +57,12 @@ def test_width_and_depth_are_honoured():
 def test_forward_shapes():
     x = torch.randn(5, 1, 8, 8)
     for family in ("mlp", "cnn"):
-        m = build_model(ModelSpec(family, (1, 8, 8), 10), HParams(batchnorm="before_activation"),
-                        torch.zeros(1, 1, 8, 8), torch.ones(1, 1, 8, 8))
+        m = build_model(
+            ModelSpec(family, (1, 8, 8), 10),
+            HParams(batchnorm="before_activation"),
+            torch.zeros(1, 1, 8, 8),
+            torch.ones(1, 1, 8, 8),
+        )
         m.eval()
         assert m(x).shape == (5, 10)
 

@@ -49,5 +49,7 @@ def test_same_seed_same_split_other_seed_other_split(digits):
 
 def test_class_too_small_for_folds_names_the_class():
     y = np.array([0] * 50 + [1] * 50 + [2] * 4)
-    with pytest.raises(DataError, match=r"class 2 has \d samples outside the test split, fewer than data.folds=5"):
+    with pytest.raises(
+        DataError, match=r"class 2 has \d samples outside the test split, fewer than data.folds=5"
+    ):
         make_splits(y, test_size=0.2, folds=5, seed=0)

@@ -40,8 +40,12 @@ def test_dead_local_and_unnamed_trials_are_failed_live_ones_kept(
     assert fail_dead_trials(study) == 1  # the unnamed one is too young to call dead
     states = {t.number: t.state.name for t in study.get_trials()}
     assert states.pop(4) == "WAITING"  # the dead trial, queued again with its params
-    assert states == {dead.number: "FAIL", live.number: "RUNNING", elsewhere.number: "RUNNING",
-                      unnamed.number: "RUNNING"}
+    assert states == {
+        dead.number: "FAIL",
+        live.number: "RUNNING",
+        elsewhere.number: "RUNNING",
+        unnamed.number: "RUNNING",
+    }
     retry = study.trials[4]
     assert retry.system_attrs["failed_trial"] == dead.number and retry.params == dead.params
     assert retry.user_attrs == {"fold": 1}  # not the dead worker's name, nor its MLflow run

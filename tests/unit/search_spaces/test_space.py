@@ -13,11 +13,13 @@ def _space(doc):
 
 
 def test_conditional_parameter_only_when_parent_matches():
-    space = _space({
-        "optimizer": {"categorical": ["adamw", "sgd"]},
-        "momentum": {"float": [0.8, 0.99], "when": {"optimizer": "sgd"}},
-        "lr": {"float": [1e-4, 1e-1], "log": True},
-    })
+    space = _space(
+        {
+            "optimizer": {"categorical": ["adamw", "sgd"]},
+            "momentum": {"float": [0.8, 0.99], "when": {"optimizer": "sgd"}},
+            "lr": {"float": [1e-4, 1e-1], "log": True},
+        }
+    )
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     seen = {"adamw": 0, "sgd": 0}
     for _ in range(40):
@@ -32,10 +34,12 @@ def test_conditional_parameter_only_when_parent_matches():
 
 
 def test_parent_declared_after_child_is_ordered():
-    space = _space({
-        "momentum": {"float": [0.8, 0.99], "when": {"optimizer": ["sgd"]}},
-        "optimizer": {"fixed": "sgd"},
-    })
+    space = _space(
+        {
+            "momentum": {"float": [0.8, 0.99], "when": {"optimizer": ["sgd"]}},
+            "optimizer": {"fixed": "sgd"},
+        }
+    )
     params = space.suggest(optuna.trial.FixedTrial({"momentum": 0.9}))
     assert params == {"optimizer": "sgd", "momentum": 0.9}
 
@@ -60,10 +64,12 @@ def test_int_and_step():
 
 def test_cycle_is_rejected():
     with pytest.raises(ValueError, match="cycle"):
-        _space({
-            "a": {"categorical": [1, 2], "when": {"b": 1}},
-            "b": {"categorical": [1, 2], "when": {"a": 1}},
-        })
+        _space(
+            {
+                "a": {"categorical": [1, 2], "when": {"b": 1}},
+                "b": {"categorical": [1, 2], "when": {"a": 1}},
+            }
+        )
 
 
 def test_presets_exist_and_validate():

@@ -252,11 +252,25 @@ def test_report_counts_test_scorings_and_notes_large_optimism() -> None:
         "tuner_lockbox",
         [
             # the first look, after a search cut short by `tune finish`
-            {**entry, "trial_number": 1, "score": 0.80, "cv_mean": 0.90, "search_cut_short": True,
-             "trials_finished": 5, "budget": 12},
+            {
+                **entry,
+                "trial_number": 1,
+                "score": 0.80,
+                "cv_mean": 0.90,
+                "search_cut_short": True,
+                "trials_finished": 5,
+                "budget": 12,
+            },
             # a second look, new selection, after the budget was reached
-            {**entry, "trial_number": 0, "score": 0.93, "cv_mean": 0.95, "scored_at": "2026-11-24T04:00:00",
-             "trials_finished": 12, "budget": 12},
+            {
+                **entry,
+                "trial_number": 0,
+                "score": 0.93,
+                "cv_mean": 0.95,
+                "scored_at": "2026-11-24T04:00:00",
+                "trials_finished": 12,
+                "budget": 12,
+            },
         ],
     )
     summary = summarize(config, study)
@@ -266,7 +280,8 @@ def test_report_counts_test_scorings_and_notes_large_optimism() -> None:
     assert test["score"] == 0.80 and test["trial_number"] == 1 and test["scored_at"] == "2026-11-23T04:00:00"
     assert test["search_cut_short"] and test["trials_finished"] == 5
     assert [(look["look"], look["trial_number"], look["score"]) for look in test["looks"]] == [
-        (1, 1, 0.80), (2, 0, 0.93)
+        (1, 1, 0.80),
+        (2, 0, 0.93),
     ]
     assert (
         test["validation_optimism"] == pytest.approx(0.10) and "10.0x the fold std" in test["optimism_note"]
@@ -276,7 +291,10 @@ def test_report_counts_test_scorings_and_notes_large_optimism() -> None:
     assert "scored 2 time(s), for 2 selection(s)" in text and "by ana@h" in text
     assert "the first look (above) is the unbiased estimate: publish that one" in text
     assert "look 2: trial #0 balanced_accuracy 0.9300 (after 12/12 trials, 2026-11-24T04:00:00)" in text
-    assert "look 1: trial #1 balanced_accuracy 0.8000 (after 5/12 trials, 2026-11-23T04:00:00, search cut short)" in text
+    assert (
+        "look 1: trial #1 balanced_accuracy 0.8000 (after 5/12 trials, 2026-11-23T04:00:00, search cut short)"
+        in text
+    )
     assert "scored by `tune finish` after 5/12 trials" in text
     assert "WARNING: the test split has been scored 2 times" in text
     assert "gap (cross-validated" not in text  # one name for CV - test
