@@ -26,6 +26,9 @@ pytestmark = pytest.mark.postgres
 pg_database = test_storages.pg_database  # a fresh PostgreSQL database per test
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+# Trials a signal can land in the middle of: 2 folds x 8 epochs of digits in 16-row
+# batches, ~50 ms an epoch here, so a trial seen 2 epochs in has ~0.7 s of training left.
+SLOW_TRIALS = {"data.source": "sklearn:digits", "training.max_epochs": 8, "training.batch_size": 16}
 
 
 def _write(tmp_path: Path, url: str, **overrides: Any) -> Path:
@@ -117,12 +120,10 @@ def test_four_workers_share_one_budget_and_one_parent_run(tmp_path: Path, pg_dat
 def test_sigkilled_worker_trial_fails_is_retried_and_budget_is_reached(
     tmp_path: Path, pg_database: str
 ) -> None:
-    # digits with 3 epochs: trials long enough to be caught mid-way.
-    study_file = _write(
-        tmp_path,
-        pg_database,
-        **{"budget.n_trials": 8, "data.source": "sklearn:digits", "training.max_epochs": 3},
-    )
+    # Trials long enough to be caught mid-way: the kill lands a poll (0.1 s) and a query
+    # after the victim was seen, and with 128-row batches a digits epoch takes ~15 ms, so
+    # a trial seen 2 epochs in had finished before it (victim COMPLETE, seen on main).
+    study_file = _write(tmp_path, pg_database, **SLOW_TRIALS, **{"budget.n_trials": 8})
     proc = _tune(study_file, "--workers", "2", "--no-refit")
 
     def running_trial(study: optuna.Study) -> Any:
@@ -158,12 +159,8 @@ def test_sigkilled_worker_trial_fails_is_retried_and_budget_is_reached(
 
 
 def test_interrupt_then_rerun_resumes_to_the_exact_budget(tmp_path: Path, pg_database: str) -> None:
-    # digits with 4 epochs: the SIGTERM must land well before the budget is reached
-    study_file = _write(
-        tmp_path,
-        pg_database,
-        **{"budget.n_trials": 8, "data.source": "sklearn:digits", "training.max_epochs": 4},
-    )
+    # The SIGTERM must land mid-trial, well before the budget is reached (see SLOW_TRIALS).
+    study_file = _write(tmp_path, pg_database, **SLOW_TRIALS, **{"budget.n_trials": 8})
     proc = _tune(study_file, "--workers", "2")
 
     def mid_training(study: optuna.Study) -> Any:
