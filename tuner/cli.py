@@ -29,6 +29,17 @@ _EPILOG = """examples:
 """
 
 
+def _port(text: str) -> int:
+    """A TCP port for argparse: an integer from 1 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is an integer from 1 to 65535, got {text!r}")
+    return port
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tune",
@@ -83,17 +94,17 @@ def _parser() -> argparse.ArgumentParser:
     proxy = sub.add_parser("storage-proxy", help="serve a database to many workers (Optuna's gRPC proxy)")
     proxy.add_argument("--storage", help="the database URL (also: $TUNER_STORAGE)")
     proxy.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
-    proxy.add_argument("--port", type=int, default=13000, help="port to listen on (default 13000)")
+    proxy.add_argument("--port", type=_port, default=13000, help="port to listen on (default 13000)")
     proxy.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     ui = sub.add_parser("ui", help="start the MLflow UI on the study's tracking store")
     ui.add_argument("study", help="the study file (YAML)")
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    ui.add_argument("--port", type=int, default=5000, help="MLflow UI port (default 5000)")
+    ui.add_argument("--port", type=_port, default=5000, help="MLflow UI port (default 5000)")
     ui.add_argument(
         "--dashboard", action="store_true", help="also start optuna-dashboard on the study storage"
     )
     ui.add_argument("--dashboard-only", action="store_true", help="start optuna-dashboard instead of MLflow")
-    ui.add_argument("--dashboard-port", type=int, default=8080, help="optuna-dashboard port (default 8080)")
+    ui.add_argument("--dashboard-port", type=_port, default=8080, help="optuna-dashboard port (default 8080)")
     ui.add_argument("--storage", help="override the storage URL (also: $TUNER_STORAGE)")
     ui.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     sub.add_parser("schema", help="print the JSON Schema of the study file")

@@ -43,6 +43,30 @@ def test_tune_runs_a_study_and_reports(tmp_path, write_study):
 
     best = _tune("best", "study.yaml", "--format", "json", cwd=tmp_path)
     assert json.loads(best.stdout) == data["best"]["params"]
+    _views_refuse_bad_paths_hosts_and_ports(tmp_path)
+
+
+def _views_refuse_bad_paths_hosts_and_ports(tmp_path: Path) -> None:
+    """On an existing study: each bad --html, --host or --port is one line and exit 2."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = str(taken.getsockname()[1])
+        cases = {
+            ("report", "study.yaml", "--html", str(tmp_path)): "is a folder: give a file name",
+            ("report", "study.yaml", "--html", "/proc/version"): "--html /proc/version: cannot write it (",
+            ("ui", "study.yaml", "--host", "no-such-host.invalid"): "cannot listen on --host no-such-host",
+            ("ui", "study.yaml", "--port", busy): f"port {busy} on 127.0.0.1 is in use",
+            ("ui", "study.yaml", "--port", "99999"): "a port is an integer from 1 to 65535, got '99999'",
+        }
+        for args, expected in cases.items():
+            out = _tune(*args, cwd=tmp_path)
+            assert out.returncode == 2, (args, out.stderr)
+            assert "Traceback" not in out.stderr
+            last = out.stderr.strip().splitlines()[-1]  # argparse prints its usage first
+            assert expected in last and " error: " in last, (args, out.stderr)
 
 
 def test_bad_config_exits_2_and_creates_nothing(tmp_path, write_study):

@@ -262,5 +262,11 @@ def write_html(config: StudyConfig, study: Any, summary: dict[str, Any], path: s
         raise ConfigError(
             f"--html {path}: folder {out.parent} does not exist; create it or choose another path"
         )
-    out.write_text(render_html(config, study, summary), encoding="utf-8")
+    if out.is_dir():
+        raise ConfigError(f"--html {path} is a folder: give a file name, e.g. --html {out / 'report.html'}")
+    page = render_html(config, study, summary)
+    try:
+        out.write_text(page, encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"--html {path}: cannot write it ({e.strerror or e}); choose another path") from e
     return out

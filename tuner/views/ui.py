@@ -47,13 +47,24 @@ def run_table_url(base: str, experiment_id: str | None) -> str:
     return f"{base}/#/experiments/{experiment_id}/runs" if experiment_id else f"{base}/#/experiments"
 
 
-def _port_free(host: str, port: int) -> bool:
+def _check_port(host: str, port: int) -> None:
+    """Raise ``TunerError`` unless a server can listen on ``host:port``: the port taken
+    and a host that is not this machine's are told apart, each with its fix."""
+    import errno
+
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         try:
             s.bind((host, port))
-        except OSError:
-            return False
-    return True
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise TunerError(
+                    f"port {port} on {host} is in use: choose another with --port/--dashboard-port"
+                ) from None
+            reason = e.strerror or str(e)
+            raise TunerError(
+                f"cannot listen on --host {host} ({reason}): give an address of this machine, "
+                "e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)"
+            ) from None
 
 
 def _sqlite_path(uri: str) -> Path | None:
@@ -153,8 +164,7 @@ def serve_ui(
     remote = config.tracking_uri.split(":", 1)[0].lower() in ("http", "https")
     _check_request(config, host, want_mlflow, want_dashboard)
     for p in ([port] if want_mlflow and not remote else []) + ([dashboard_port] if want_dashboard else []):
-        if not _port_free(host, p):
-            raise TunerError(f"port {p} on {host} is in use: choose another with --port/--dashboard-port")
+        _check_port(host, p)
     proc: subprocess.Popen[bytes] | None = None
     exp_id = None
     if want_mlflow and remote:
