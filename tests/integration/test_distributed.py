@@ -141,6 +141,9 @@ def test_sigkilled_worker_trial_fails_is_retried_and_budget_is_reached(
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-3000:]
     assert "killed by signal 9" in out
+    # the study is announced once, by the parent; each worker says who it is
+    assert out.count("created study 'tiny'") == 1 and "resuming study" not in out
+    assert "worker 0: joined study 'tiny'" in out and "worker 1: joined study 'tiny'" in out
 
     study = _study(pg_database)
     dead = study.trials[victim.number]

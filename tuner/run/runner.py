@@ -80,7 +80,10 @@ def run_study(
             device = _claim_device(config, threads)
             storage, tracker = open_stores(config, start_writer=optimize)
         # Held while the study and its parent run are made, so they exist together.
-        study = _open_study(config, prep, storage, tracker, say, allow_changes, worker_rank)
+        # After local workers ran the trials (or for `tune finish`), the study was
+        # announced already: only the conclusion is left to say.
+        announce = say if optimize else (lambda _: None)
+        study = _open_study(config, prep, storage, tracker, announce, allow_changes, worker_rank)
         session = Session(config, prep, device, tracker, storage, study, say)
         try:
             interrupts.check()
@@ -171,7 +174,10 @@ def _open_study(
         # Joined without a rank: another worker may hold the same seed right now.
         sampler_args["seed"] = int(sampler_args["seed"]) + unnamed_worker_offset(worker_name())
         study.sampler = build_sampler(config.sampler.name, sampler_args)
-    say(f"{'created' if created else 'resuming'} study {config.name!r} in {describe(config.storage_url)}")
+    if rank is None:
+        say(f"{'created' if created else 'resuming'} study {config.name!r} in {describe(config.storage_url)}")
+    else:
+        say(f"worker {rank}: {'created' if created else 'joined'} study {config.name!r}")
     shared_parent_run(
         study, tracker, created, study_params(config), {"tuner.split_fingerprint": prep.split_fp}
     )

@@ -23,7 +23,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -135,7 +135,7 @@ def worker_env(gpu: str | None, threads: int) -> dict[str, str]:
     return env
 
 
-def init_study(config: StudyConfig, allow_changes: bool = False) -> None:
+def init_study(config: StudyConfig, allow_changes: bool = False, say: Callable[[str], None] = print) -> None:
     """Create (or join and check) the study and its MLflow parent run once, before
     the workers start: so a refused join is reported once, not N times, and N
     workers never race to create the same MLflow store or storage tables."""
@@ -144,6 +144,7 @@ def init_study(config: StudyConfig, allow_changes: bool = False) -> None:
     from tuner.run.prepare import prepare
     from tuner.run.stores import open_stores
     from tuner.run.study import open_study, shared_parent_run
+    from tuner.storage.urls import describe
     from tuner.tracking.params import study_params
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -160,6 +161,7 @@ def init_study(config: StudyConfig, allow_changes: bool = False) -> None:
     shared_parent_run(
         study, tracker, created, study_params(config), {"tuner.split_fingerprint": prep.split_fp}
     )
+    say(f"{'created' if created else 'resuming'} study {config.name!r} in {describe(config.storage_url)}")
 
 
 def run_workers(  # type: ignore[no-untyped-def]
