@@ -8,12 +8,27 @@ import socket
 
 from tuner.errors import ConfigError
 
-__all__ = ["resolve_rank", "unnamed_worker_offset", "worker_name"]
+__all__ = ["certainly_dead", "resolve_rank", "unnamed_worker_offset", "worker_name"]
 
 
 def worker_name(pid: int | None = None) -> str:
     """``host:pid``, recorded on each trial (``tuner.run.workers`` finds its dead workers' trials)."""
     return f"{socket.gethostname()}:{pid or os.getpid()}"
+
+
+def certainly_dead(worker: str) -> bool:
+    """Whether worker ``host:pid`` is certainly gone: it ran on this host and no process
+    has its pid. A worker on another host is never *certainly* dead (its heartbeat tells)."""
+    where, _, pid = worker.rpartition(":")
+    if where != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's process: alive
+        return False
+    return False
 
 
 def resolve_rank(explicit: int | None) -> int | None:

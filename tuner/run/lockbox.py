@@ -31,6 +31,7 @@ def score_best(
     dataset: Any,
     splits: Any,
     study: Any,
+    storage: Any,
     tracker: Any,
     device: Any,
     split_fp: str,
@@ -39,23 +40,47 @@ def score_best(
 ) -> dict[str, Any]:
     """Refit the best trial's params on all non-test rows and score the test split.
 
+    One process at a time (``refit_turn``): workers on several machines that reach the
+    budget together refit once; the others wait and reuse the record.
     ``trials_finished``: how far the search had got; the record says whether the
     search was cut short of its budget (``tune finish``).
 
     Returns the scoring record (the existing one when this selection was scored).
     """
+    from tuner.run.refit_claim import refit_turn
+
     best = study.best_trial
-    history = scorings(study)
-    for entry in history:
-        if entry["trial_number"] == best.number and entry.get("split_fingerprint") == split_fp:
-            return {**entry, "reused": True}
-    if history:
-        say(
-            f"WARNING: the held-out test split was already scored {len(history)} time(s) "
-            f"(for trial #{history[-1]['trial_number']}); scoring it again for trial #{best.number}. "
-            "Each extra look makes the test score more optimistic: report the first one, or "
-            "fence off fresh test data."
+    with refit_turn(study, storage, say):
+        history = scorings(study)  # read under the claim: no other scoring is in flight
+        for entry in history:
+            if entry["trial_number"] == best.number and entry.get("split_fingerprint") == split_fp:
+                return {**entry, "reused": True}
+        if history:
+            say(
+                f"WARNING: the held-out test split was already scored {len(history)} time(s) "
+                f"(for trial #{history[-1]['trial_number']}); scoring it again for trial #{best.number}. "
+                "Each extra look makes the test score more optimistic: report the first one, or "
+                "fence off fresh test data."
+            )
+        return _score(
+            config, dataset, splits, study, tracker, device, split_fp, say, trials_finished, history
         )
+
+
+def _score(
+    config: StudyConfig,
+    dataset: Any,
+    splits: Any,
+    study: Any,
+    tracker: Any,
+    device: Any,
+    split_fp: str,
+    say: Any,
+    trials_finished: int | None,
+    history: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The refit and the one scoring, recorded on the study and its MLflow refit run."""
+    best = study.best_trial
     started = time.perf_counter()
     refit_id = tracker.start_refit(best.number, best.params) if tracker.enabled else None
     say(

@@ -224,6 +224,7 @@ def _conclude(session: Session, refit: bool, finish_early: bool, interrupts: Int
                 prep.dataset,
                 prep.splits,
                 study,
+                session.storage,
                 tracker,
                 session.device,
                 prep.split_fp,

@@ -177,14 +177,13 @@ def fail_dead_trials(study: Any) -> int:
     slot forever. Such a trial is re-run as Optuna's heartbeat would re-run it (the
     same callback, the same retry limit), so which check finds it first does not
     matter. Returns how many were failed."""
-    import socket
     from datetime import datetime
 
     import optuna
 
+    from tuner.run.identity import certainly_dead
     from tuner.storage.backends import GRACE_PERIOD, HEARTBEAT_INTERVAL, retry_dead_trial
 
-    host = socket.gethostname()
     failed = 0
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         worker = t.user_attrs.get("worker")
@@ -193,8 +192,7 @@ def fail_dead_trials(study: Any) -> int:
             age = (datetime.now() - started).total_seconds() if started else 0.0
             dead = age > GRACE_PERIOD + 2 * HEARTBEAT_INTERVAL
         else:
-            where, _, pid = str(worker).rpartition(":")
-            dead = where == host and pid.isdigit() and not _alive(int(pid))
+            dead = certainly_dead(str(worker))
         if not dead:
             continue
         try:
@@ -204,15 +202,3 @@ def fail_dead_trials(study: Any) -> int:
         failed += 1
         retry_dead_trial()(study, t)
     return failed
-
-
-def _alive(pid: int) -> bool:
-    import os
-
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: alive
-        return True
-    return True
