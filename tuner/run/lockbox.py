@@ -63,7 +63,7 @@ def score_best(
                 "fence off fresh test data."
             )
         return _score(
-            config, dataset, splits, study, tracker, device, split_fp, say, trials_finished, history
+            config, dataset, splits, best, study, tracker, device, split_fp, say, trials_finished, history
         )
 
 
@@ -71,6 +71,7 @@ def _score(
     config: StudyConfig,
     dataset: Any,
     splits: Any,
+    best: Any,
     study: Any,
     tracker: Any,
     device: Any,
@@ -79,8 +80,8 @@ def _score(
     trials_finished: int | None,
     history: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """The refit and the one scoring, recorded on the study and its MLflow refit run."""
-    best = study.best_trial
+    """The refit of ``best`` (a frozen trial) and the one scoring, recorded on the study
+    and its MLflow refit run."""
     started = time.perf_counter()
     refit_id = tracker.start_refit(best.number, best.params) if tracker.enabled else None
     say(

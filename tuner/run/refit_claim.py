@@ -61,7 +61,7 @@ def _wait_for_claim(name: str, storage: Any, say: Callable[[str], None], poll: f
 
     me = worker_name()
     heartbeat = Heartbeat(say)
-    unnamed_since: float | None = None  # when we first saw a claim whose holder had not named itself
+    unnamed_since: float | None = None  # when we first saw a claim not beaten even once
     told = False
     while True:
         try:
@@ -69,14 +69,15 @@ def _wait_for_claim(name: str, storage: Any, say: Callable[[str], None], poll: f
         except optuna.exceptions.DuplicatedStudyError:
             pass
         else:
+            claim.set_user_attr("at", time.time())  # first: a holder that dies now still ages
             claim.set_user_attr("worker", me)
-            claim.set_user_attr("at", time.time())
             return claim
         holder = _holder(name, storage)
         if holder is None:
+            time.sleep(0.05)
             continue  # released since we tried: try again
         worker = holder.get("worker")
-        if worker is None:
+        if holder.get("at") is None:
             unnamed_since = unnamed_since or time.monotonic()
         if _stale(holder, unnamed_since):
             say(
@@ -114,6 +115,7 @@ def _stale(holder: dict[str, Any], unnamed_since: float | None) -> bool:
     at = holder.get("at")
     if at is not None:
         return time.time() - float(at) > limit
+    # created and not beaten yet: give it as long to write its first beat
     return unnamed_since is not None and time.monotonic() - unnamed_since > limit
 
 

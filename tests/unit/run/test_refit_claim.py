@@ -27,9 +27,10 @@ def test_a_claim_is_stale_when_its_holder_is_gone_or_silent() -> None:
     # another host: only its beat can tell
     assert not rc._stale({"worker": "elsewhere:1", "at": now - LIMIT + 5}, None)
     assert rc._stale({"worker": "elsewhere:1", "at": now - LIMIT - 5}, None)
-    # created, not yet named: give it the same time to write its name
+    # created, not beaten yet: give it the same time to write its first beat
     assert not rc._stale({}, time.monotonic() - 1)
     assert rc._stale({}, time.monotonic() - LIMIT - 1)
+    assert rc._stale({"worker": "elsewhere:1"}, time.monotonic() - LIMIT - 1)
 
 
 def test_the_holder_beats_and_releases_its_claim(tmp_path, monkeypatch) -> None:
