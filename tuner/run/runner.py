@@ -144,8 +144,7 @@ def _open_study(
 
     from tuner.config.registry import build_pruner, build_sampler
     from tuner.run.identity import resolve_rank, unnamed_worker_offset, worker_name
-    from tuner.run.study import open_study, shared_parent_run
-    from tuner.storage.urls import describe
+    from tuner.run.study import open_study, opened, shared_parent_run
     from tuner.tracking.params import study_params
 
     sampler_args = dict(config.sampler.args)
@@ -175,7 +174,7 @@ def _open_study(
         sampler_args["seed"] = int(sampler_args["seed"]) + unnamed_worker_offset(worker_name())
         study.sampler = build_sampler(config.sampler.name, sampler_args)
     if rank is None:
-        say(f"{'created' if created else 'resuming'} study {config.name!r} in {describe(config.storage_url)}")
+        say(opened(config, created))
     else:
         say(f"worker {rank}: {'created' if created else 'joined'} study {config.name!r}")
     shared_parent_run(

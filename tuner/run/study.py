@@ -18,7 +18,14 @@ from tuner.secrets import mask_secrets
 if TYPE_CHECKING:
     from tuner.config import StudyConfig
 
-__all__ = ["close_stale", "fail_dead_trials", "open_study", "shared_parent_run", "space_fingerprint"]
+__all__ = [
+    "close_stale",
+    "fail_dead_trials",
+    "opened",
+    "open_study",
+    "shared_parent_run",
+    "space_fingerprint",
+]
 
 
 def space_fingerprint(config: StudyConfig) -> str:
@@ -110,6 +117,13 @@ def _wait_for_attrs(study: Any, timeout: float = 15.0) -> dict[str, Any]:
         if "tuner_split_fingerprint" in attrs or time.monotonic() > deadline:
             return attrs
         time.sleep(0.2)
+
+
+def opened(config: StudyConfig, created: bool) -> str:
+    """The line that says the study was created or is resumed, and where."""
+    from tuner.storage.urls import describe
+
+    return f"{'created' if created else 'resuming'} study {config.name!r} in {describe(config.storage_url)}"
 
 
 def shared_parent_run(

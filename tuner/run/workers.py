@@ -143,8 +143,7 @@ def init_study(config: StudyConfig, allow_changes: bool = False, say: Callable[[
 
     from tuner.run.prepare import prepare
     from tuner.run.stores import open_stores
-    from tuner.run.study import open_study, shared_parent_run
-    from tuner.storage.urls import describe
+    from tuner.run.study import open_study, opened, shared_parent_run
     from tuner.tracking.params import study_params
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -161,7 +160,7 @@ def init_study(config: StudyConfig, allow_changes: bool = False, say: Callable[[
     shared_parent_run(
         study, tracker, created, study_params(config), {"tuner.split_fingerprint": prep.split_fp}
     )
-    say(f"{'created' if created else 'resuming'} study {config.name!r} in {describe(config.storage_url)}")
+    say(opened(config, created))
 
 
 def run_workers(  # type: ignore[no-untyped-def]
