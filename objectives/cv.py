@@ -7,7 +7,11 @@ sees the test split, the storage or MLflow.
 Reporting scheme: the validation score of fold ``k`` after epoch ``e`` is reported
 at step ``k * max_epochs + e``. Every trial uses the same folds, so a step means the
 same thing in every trial and Optuna's pruners compare like with like, in every
-fold. Between folds, the trial's scores are compared fold by fold with the best
+fold. A fold that early stopping ends at epoch ``e`` reports nothing at its later
+steps (so steps stay unique: the next fold starts at ``(k + 1) * max_epochs``).
+With Optuna's ``WilcoxonPruner`` the trial reports one value per fold instead (the
+fold's score at step ``k``): that pruner compares trials instance by instance.
+Between folds, the trial's scores are compared fold by fold with the best
 trial's scores on the same folds (``fold_pruning``, ``fold_verdict``).
 """
 
@@ -23,6 +27,7 @@ import numpy as np
 import torch
 
 from objectives.dataset import Dataset
+from objectives.early_stopping import EarlyStopping, FoldWatch, StopFold
 from objectives.fold import train_fold
 from objectives.guard import Diverged, DivergenceGuard
 from objectives.metrics import DIRECTION
@@ -138,11 +143,13 @@ class CrossValidatedObjective:
         # storage round trip (~1 ms on SQLite).
         trained = [0]
         scores: list[float] = []
+        watches: list[FoldWatch] = []
         try:
-            return self._cross_validate(trial, params, reporter, trained, scores)
+            return self._cross_validate(trial, params, reporter, trained, scores, watches)
         finally:
             trial.set_user_attr("fold_scores", scores)
             trial.set_user_attr("epochs_trained", trained[0])
+            trial.set_user_attr("fold_epochs", [w.record() for w in watches if w.epochs])
 
     def _cross_validate(
         self,
@@ -151,6 +158,7 @@ class CrossValidatedObjective:
         reporter: TrialReporter,
         trained: list[int],
         scores: list[float],
+        watches: list[FoldWatch],
     ) -> float:
         import optuna
 
@@ -158,27 +166,35 @@ class CrossValidatedObjective:
         hp = HParams.resolve(params, cfg.training.batch_size)
         epochs = cfg.training.max_epochs
         guard = DivergenceGuard(cfg.divergence)
+        early = EarlyStopping.resolve(cfg.training.early_stopping, params)
+        # without early stopping, a watch that never stops still records each fold's best epoch
+        rule = early or EarlyStopping(patience=epochs + 1, restore_best=False)
         pruner = trial.study.pruner  # the configured one, through tuner.run.peers.FinishedPeers
         pruner_name = getattr(pruner, "name", type(pruner).__name__)
+        per_fold = pruner_name == "WilcoxonPruner"  # it compares instances (folds), not epochs
         for k, (tr, va, _) in enumerate(self._folds):
             mean, std = self.fold_stats(k)
             seed = fold_seed(cfg.seed, trial.number, k)
-            last: list[EpochRecord] = []
+            watch = rule.watch(k)
+            watches.append(watch)
 
-            def on_epoch(rec: EpochRecord, k: int = k, last: list[EpochRecord] = last) -> None:
+            def on_epoch(rec: EpochRecord, k: int = k, watch: FoldWatch = watch) -> None:
                 step = k * epochs + rec.epoch
                 trained[0] += 1
                 reporter.epoch(rec, step)
-                last[:] = [rec]
-                assert rec.val_score is not None
-                trial.report(rec.val_score, step)
-                if trial.should_prune():
-                    _prune(
-                        trial,
-                        "pruner",
-                        f"{pruner_name}: val {self.metric} {rec.val_score:.4f} at step {step} "
-                        f"(fold {k}, epoch {rec.epoch}) is worse than its peers",
-                    )
+                assert rec.val_score is not None and rec.val_loss is not None
+                stop = watch.update(rec.epoch, rec.train_loss, rec.val_loss, rec.val_score)
+                if not per_fold:
+                    trial.report(rec.val_score, step)
+                    if trial.should_prune():
+                        _prune(
+                            trial,
+                            "pruner",
+                            f"{pruner_name}: val {self.metric} {rec.val_score:.4f} at step {step} "
+                            f"(fold {k}, epoch {rec.epoch}) is worse than its peers",
+                        )
+                if stop:
+                    raise StopFold(watch)
 
             try:
                 train_fold(
@@ -198,13 +214,24 @@ class CrossValidatedObjective:
                     on_epoch=on_epoch,
                     trial=trial,
                 )
+            except StopFold:
+                pass  # early stopping ended the fold; its score is the watch's
             except Diverged as e:
                 trained[0] += 1  # the epoch it diverged in was (partly) trained
                 _report_diverged_epoch(e, k, epochs, reporter)
                 _prune(trial, "divergence", str(e))
-            score = float(last[0].val_score)  # type: ignore[arg-type]
+            score = float(watch.score())
             scores.append(score)
             reporter.fold_done(k, score)
+            if per_fold:
+                trial.report(score, k)
+                if trial.should_prune():
+                    _prune(
+                        trial,
+                        "pruner",
+                        f"{pruner_name}: val {self.metric} after {k + 1} fold(s) is worse than the "
+                        "best trial's on the same folds",
+                    )
             if k + 1 < len(self._folds):
                 self._check_folds(trial, scores)
         cv_mean = statistics.fmean(scores)
@@ -294,8 +321,10 @@ def train_final(
     params: dict[str, Any],
     device: torch.device,
     on_epoch: Callable[[EpochRecord], None] = lambda r: None,
+    epochs: int | None = None,
 ) -> torch.nn.Module:
-    """Refit: train ``params`` on ``rows`` (all non-test data) for ``max_epochs``."""
+    """Refit: train ``params`` on ``rows`` (all non-test data) for ``epochs`` (default
+    ``max_epochs``; with early stopping, ``objectives.early_stopping.refit_epochs``)."""
     hp = HParams.resolve(params, config.training.batch_size)
     spec = ModelSpec(config.model.family, dataset.sample_shape, dataset.n_classes, config.model.factory)
     mean, std = input_stats(dataset.X[rows], config.data.normalize)
@@ -315,4 +344,5 @@ def train_final(
         fold=-1,
         seed=seed,
         on_epoch=on_epoch,
+        epochs=epochs,
     )

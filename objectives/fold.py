@@ -34,9 +34,11 @@ def train_fold(
     y_val: Any = None,
     on_epoch: Callable[[Any], None] = lambda r: None,
     trial: Any = None,
+    epochs: int | None = None,
 ) -> Any:
-    """A freshly initialised model trained on ``X, y``; raises ``Diverged`` or
-    whatever ``on_epoch`` raises (``optuna.TrialPruned``)."""
+    """A freshly initialised model trained on ``X, y`` for ``epochs`` (default
+    ``training.max_epochs``); raises ``Diverged`` or whatever ``on_epoch`` raises
+    (``optuna.TrialPruned``, ``objectives.early_stopping.StopFold``)."""
     import torch
 
     from objectives.augment import Augment, make_augmenter
@@ -45,6 +47,7 @@ def train_fold(
     from objectives.training import fit
 
     device = X.device
+    epochs = config.training.max_epochs if epochs is None else epochs
     aug = Augment.from_params(params)
     augment = None
     if aug.active:
@@ -69,7 +72,7 @@ def train_fold(
             input_shape=tuple(spec.sample_shape),
             device=device,
             seed=seed,
-            max_epochs=config.training.max_epochs,
+            max_epochs=epochs,
             metric=config.objective.metric,
             mean=mean,
             std=std,
@@ -79,7 +82,7 @@ def train_fold(
     model = build_model(spec, hp, mean, std, params).to(device)
     return fit(
         model, hp, X, y,
-        epochs=config.training.max_epochs, metric=config.objective.metric,
+        epochs=epochs, metric=config.objective.metric,
         n_classes=spec.n_classes, guard=guard, fold=fold, seed=seed,
         X_val=X_val, y_val=y_val, on_epoch=on_epoch, augment=augment, amp=amp,
     )  # fmt: skip

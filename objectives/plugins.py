@@ -25,7 +25,9 @@ a fold's score is the validation score of the last ``reporter.epoch`` (or of the
 returned model when the objective reported no epoch).
 The reporter applies the divergence guard (``reporter.step``) and logs epochs to
 MLflow and Optuna's pruner (``reporter.epoch``), which may raise
-``optuna.TrialPruned``; let it propagate.
+``optuna.TrialPruned``, or ``objectives.early_stopping.StopFold`` when early stopping
+ends the fold; let both propagate. With early stopping's ``restore_best``, the fold is
+scored at its best epoch. The refit gets ``data.max_epochs`` = the epochs it should train.
 """
 
 from __future__ import annotations

@@ -14,10 +14,13 @@ from typing import Any
 
 __all__ = [
     "AUGMENT_PARAMS",
+    "EARLY_STOPPING_PARAMS",
     "HParams",
     "KNOWN_PARAMS",
     "augment_params",
     "check_augment",
+    "check_early_stopping",
+    "early_stopping_params",
     "check_params",
     "check_value",
 ]
@@ -151,18 +154,46 @@ def augment_params(names: Iterable[str]) -> list[str]:
 
 def check_augment(name: str, values: Iterable[Any]) -> str | None:
     """A message when ``name`` is no augmentation parameter or a value is out of range."""
-    if name not in AUGMENT_PARAMS:
+    return _check_prefixed(name, values, AUGMENT_PARAMS, "an augmentation parameter")
+
+
+def _check_prefixed(
+    name: str, values: Iterable[Any], table: Mapping[str, tuple[float, float, bool, str]], what: str
+) -> str | None:
+    if name not in table:
         import difflib
 
-        close = difflib.get_close_matches(name, list(AUGMENT_PARAMS), n=1)
+        close = difflib.get_close_matches(name, list(table), n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        return (
-            f"search_space.{name} is not an augmentation parameter; {hint}known: {', '.join(AUGMENT_PARAMS)}"
-        )
-    low, high, inclusive, meaning = AUGMENT_PARAMS[name]
+        return f"search_space.{name} is not {what}; {hint}known: {', '.join(table)}"
+    low, high, inclusive, meaning = table[name]
     for v in values:
         ok = isinstance(v, (int, float)) and not isinstance(v, bool)
         ok = ok and (v >= low if inclusive else v > low) and v <= high
+        if ok and name in _INTEGER_SETTINGS and v != int(v):
+            ok = False
         if not ok:
             return f"search_space.{name} must be {meaning}, got {v!r}"
     return None
+
+
+# ------------------------------------------------------------ early-stopping settings
+# Read by objectives.early_stopping, on top of training.early_stopping; searching one turns
+# early stopping on for the trial.
+
+ES_PREFIX = "early_stopping."
+EARLY_STOPPING_PARAMS: dict[str, tuple[float, float, bool, str]] = {
+    "early_stopping.patience": (1, 10_000, True, "an integer number of epochs in [1, 10000]"),
+    "early_stopping.min_delta": (0.0, math.inf, True, "a fall of the validation loss >= 0"),
+}
+_INTEGER_SETTINGS = ("early_stopping.patience",)
+
+
+def early_stopping_params(names: Iterable[str]) -> list[str]:
+    """The names that start with ``early_stopping.``."""
+    return [n for n in names if n.startswith(ES_PREFIX)]
+
+
+def check_early_stopping(name: str, values: Iterable[Any]) -> str | None:
+    """A message when ``name`` is no early-stopping setting or a value is out of range."""
+    return _check_prefixed(name, values, EARLY_STOPPING_PARAMS, "an early-stopping setting")

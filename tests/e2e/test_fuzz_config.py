@@ -216,7 +216,7 @@ def bad_sampler_pruner(draw: st.DrawFn) -> Case:
     how = draw(st.sampled_from(["name", "argument", "argument value", "wrapped"]))
     names = {
         "sampler": ["TPESamplr", "GridSampler", "os.system", "optuna.samplers.TPESampler", ""],
-        "pruner": ["MedianPrunner", "WilcoxonPruner", "builtins:eval", "Hyperband", ""],
+        "pruner": ["MedianPrunner", "optuna.pruners.WilcoxonPruner", "builtins:eval", "Hyperband", ""],
     }
     if how == "name":
         spec = {"name": draw(st.sampled_from(names[which]))}

@@ -1,7 +1,7 @@
 """Load-time checks for image data, augmentation, resnet18 and plug-ins.
 
 Called by ``StudyConfig``'s cross-field validator before any data is read. Returns
-the search-space names it vouches for (``augment.*``, and with a plug-in the names
+the search-space names it vouches for (``augment.*``, ``early_stopping.*``, and with a plug-in the names
 only the plug-in reads) and the first problem as a message naming the key.
 """
 
@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from search_spaces import SearchSpace
-from search_spaces.params import KNOWN_PARAMS, augment_params, check_augment
+from search_spaces.params import (
+    KNOWN_PARAMS,
+    augment_params,
+    check_augment,
+    check_early_stopping,
+    early_stopping_params,
+)
 from tuner.config.plugins import load_callable
 from tuner.config.sections import DataConfig, ModelConfig, ObjectiveConfig
 
@@ -48,6 +54,11 @@ def check_extensions(
                 f"search_space.{name} augments images, but data.source {data.source} is a "
                 "table; remove the augment.* parameters"
             )
+    for name in early_stopping_params(names):
+        handled.add(name)
+        problem = check_early_stopping(name, _values(space.params[name]))
+        if problem:
+            return handled, problem
     if family in ("cnn", "resnet18") and not plugin_model and image is False:
         return handled, (
             f"model.family {family} needs images, but data.source {data.source} is a "

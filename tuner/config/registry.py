@@ -28,11 +28,10 @@ PRUNERS = (
     "HyperbandPruner",
     "ThresholdPruner",
     "PatientPruner",
+    "WilcoxonPruner",
     "NopPruner",
 )
 _WHY_NOT = {
-    "WilcoxonPruner": "tuner reports one value per epoch, and compares whole folds itself: "
-    "use fold_pruning: {enabled: true} for the between-fold test",
     "GridSampler": "tuner's spaces may be continuous or conditional; use BruteForceSampler-like "
     "exhaustive search only on small categorical spaces (QMCSampler or RandomSampler otherwise)",
 }

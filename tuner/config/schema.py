@@ -98,6 +98,12 @@ class StudyConfig(_Strict):
         problems = problems or check_params(self.search_space, self.model.family, handled)
         if problems:
             raise ValueError(problems)
+        searched = [n for n in self.search_space.names if n.startswith("early_stopping.")]
+        if searched and self.training.early_stopping is None:
+            raise ValueError(
+                f"search_space.{searched[0]} searches early stopping, but training.early_stopping "
+                "is false; remove one of them"
+            )
         fold_ok = self.fold_pruning.min_folds < self.data.folds
         if self.fold_pruning.enabled and not fold_ok:
             raise ValueError(

@@ -13,6 +13,7 @@ __all__ = [
     "BudgetConfig",
     "DataConfig",
     "DivergenceConfig",
+    "EarlyStoppingConfig",
     "FoldPruningConfig",
     "MlflowConfig",
     "ModelConfig",
@@ -169,8 +170,26 @@ class ModelConfig(_Strict):
         return self
 
 
+class EarlyStoppingConfig(_Strict):
+    """End a fold when its validation loss has not improved for ``patience`` epochs
+    (``objectives.early_stopping``); ``patience`` and ``min_delta`` are searchable as
+    ``early_stopping.patience`` / ``early_stopping.min_delta``."""
+
+    patience: int = Field(default=3, ge=1, le=10_000, description="epochs without improvement")
+    min_delta: float = Field(
+        default=0.0, ge=0.0, description="the smallest fall of the validation loss that counts"
+    )
+    restore_best: bool = Field(
+        default=True, description="score the fold at its best epoch rather than its last"
+    )
+
+
 class TrainingConfig(_Strict):
     max_epochs: int = Field(default=15, ge=1, le=10_000)
+    early_stopping: EarlyStoppingConfig | None = Field(
+        default=EarlyStoppingConfig(),
+        description="on by default; false turns it off, true takes the defaults",
+    )
     batch_size: int = Field(default=64, ge=1, le=1 << 16)
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
     threads: int | None = Field(
@@ -181,6 +200,15 @@ class TrainingConfig(_Strict):
         description="automatic mixed precision; default: on for CUDA, off elsewhere "
         "(true on a machine without CUDA is an error)",
     )
+
+    @field_validator("early_stopping", mode="before")
+    @classmethod
+    def _on_off(cls, v: Any) -> Any:
+        if v is True:
+            return {}
+        if v is False or v is None:
+            return None
+        return v
 
     @model_validator(mode="after")
     def _amp_needs_cuda(self) -> TrainingConfig:

@@ -84,12 +84,15 @@ def _score(
     and its MLflow refit run."""
     started = time.perf_counter()
     refit_id = tracker.start_refit(best.number, best.params) if tracker.enabled else None
+    epochs, epochs_rule = refit_plan(config, best)
     say(
         f"refit: training trial #{best.number}'s configuration on all {len(splits.trainval)} "
-        "non-test rows, then scoring the held-out test split once"
+        f"non-test rows for {epochs} epoch(s) ({epochs_rule}), then scoring the held-out test split once"
     )
     try:
-        model, y_test, proba, metrics = _refit_and_score(config, dataset, splits, best, device, say)
+        model, y_test, proba, metrics, curve = _refit_and_score(
+            config, dataset, splits, best, device, say, epochs
+        )
         entry = {
             "trial_number": best.number,
             "params": dict(best.params),
@@ -104,6 +107,8 @@ def _score(
             "user": _user(),
             "split_fingerprint": split_fp,
             "refit_seconds": round(time.perf_counter() - started, 2),
+            "refit_epochs": epochs,
+            "refit_epochs_rule": epochs_rule,
             "mlflow_run_id": refit_id,
             "trials_finished": trials_finished,
             "budget": config.budget.n_trials,
@@ -117,7 +122,7 @@ def _score(
             tracker.log_test_looks(history + [entry], config.objective.metric)
         if refit_id:
             try:
-                _log_refit(tracker, refit_id, entry, cm, dataset, model, y_test, proba, config)
+                _log_refit(tracker, refit_id, entry, cm, dataset, model, y_test, proba, config, curve)
             except Exception as e:  # the score is on the study already; tracking must not undo it
                 tracker.warn(f"the refit's MLflow run {refit_id} is incomplete: {e}")
         return {**entry, "reused": False, "confusion_matrix": cm.tolist()}
@@ -128,11 +133,24 @@ def _score(
         raise
 
 
+def refit_plan(config: StudyConfig, best: Any) -> tuple[int, str]:
+    """How many epochs the refit of ``best`` trains, and why: ``max_epochs`` without
+    early stopping; with it, what the best trial's folds say (the refit has no
+    validation rows to stop on; ``objectives.early_stopping.refit_epochs``)."""
+    from objectives.early_stopping import EarlyStopping, refit_epochs
+
+    max_epochs = config.training.max_epochs
+    if EarlyStopping.resolve(config.training.early_stopping, best.params) is None:
+        return max_epochs, "max_epochs, as early stopping is off"
+    return refit_epochs(best.user_attrs.get("fold_epochs") or [], max_epochs)
+
+
 def _refit_and_score(
-    config: StudyConfig, dataset: Any, splits: Any, best: Any, device: Any, say: Any
-) -> tuple[Any, np.ndarray, np.ndarray, dict[str, float]]:
-    """Train the best configuration on every non-test row (a heartbeat line now and
-    then), then predict the test split once: ``(model, y_test, proba, metrics)``."""
+    config: StudyConfig, dataset: Any, splits: Any, best: Any, device: Any, say: Any, epochs: int
+) -> tuple[Any, np.ndarray, np.ndarray, dict[str, float], list[Any]]:
+    """Train the best configuration on every non-test row for ``epochs`` (a heartbeat
+    line now and then), then predict the test split once:
+    ``(model, y_test, proba, metrics, the epoch records of its training)``."""
     import torch
 
     from objectives.cv import train_final
@@ -140,19 +158,25 @@ def _refit_and_score(
     from objectives.training import predict_proba
 
     beat = Heartbeat(say)
-    epochs = config.training.max_epochs
+    curve: list[Any] = []
+
+    def on_epoch(r: Any) -> None:
+        curve.append(r)
+        beat(f"refit of trial #{best.number}: epoch {r.epoch + 1}/{epochs}")
+
     model = train_final(
         config,
         dataset,
         splits.trainval,
         dict(best.params),
         device,
-        on_epoch=lambda r: beat(f"refit of trial #{best.number}: epoch {r.epoch + 1}/{epochs}"),
+        on_epoch=on_epoch,
+        epochs=epochs,
     )
     X_test = torch.as_tensor(dataset.X[splits.test], device=device)
     y_test = dataset.y[splits.test]
     proba = predict_proba(model, X_test)
-    return model, y_test, proba, {m: score(m, y_test, proba) for m in ALL_METRICS}
+    return model, y_test, proba, {m: score(m, y_test, proba) for m in ALL_METRICS}, curve
 
 
 def _log_refit(
@@ -165,6 +189,7 @@ def _log_refit(
     y_test: np.ndarray,
     proba: np.ndarray,
     config: StudyConfig,
+    curve: list[Any],
 ) -> None:
     from mlflow.entities import Metric, RunTag
     from sklearn.metrics import classification_report
@@ -177,7 +202,18 @@ def _log_refit(
         gap = entry["cv_mean"] - entry["score"]  # positive: cross-validation was optimistic
         gap = -gap if config.direction == "minimize" else gap
         metrics.append(Metric("validation_optimism", float(gap), ts, 0))
-    client.log_batch(run_id, metrics=metrics, tags=[RunTag("tuner.test_scored_at", entry["scored_at"])])
+    metrics.append(Metric("refit_epochs", float(entry["refit_epochs"]), ts, 0))
+    for r in curve:  # the refit's training curve: no validation rows, so train only
+        metrics.append(Metric("train_loss", float(r.train_loss), ts, r.epoch))
+        metrics.append(Metric(f"train_{entry['metric']}", float(r.train_score), ts, r.epoch))
+    tags = [
+        RunTag("tuner.test_scored_at", entry["scored_at"]),
+        RunTag("tuner.refit_epochs_rule", entry["refit_epochs_rule"]),
+    ]
+    from tuner.tracking.rows import MAX_BATCH
+
+    for start in range(0, len(metrics), MAX_BATCH):  # MLflow takes 1,000 metrics per batch
+        client.log_batch(run_id, metrics=metrics[start : start + MAX_BATCH], tags=tags if start == 0 else [])
     names = dataset.classes or [str(i) for i in range(dataset.n_classes)]
     client.log_dict(run_id, {"labels": names, "matrix": cm.tolist()}, "confusion_matrix.json")
     report = classification_report(

@@ -99,6 +99,11 @@ class TrialRun:
         for key in ("cv_mean", "cv_std"):
             if isinstance(attrs.get(key), float) and math.isfinite(attrs[key]):
                 metrics.append(Metric(key, attrs[key], ts, 0))
+        if isinstance(attrs.get("epochs_trained"), int):  # what the trial cost
+            metrics.append(Metric("epochs_trained", float(attrs["epochs_trained"]), ts, 0))
+        if attrs.get("fold_epochs"):
+            stopped = sum(bool(f.get("stopped")) for f in attrs["fold_epochs"])
+            metrics.append(Metric("folds_stopped_early", float(stopped), ts, 0))
         for key in ("pruned_reason", "pruned_by", "diagnosis"):
             if attrs.get(key):
                 tags.append(RunTag(f"tuner.{key}", str(attrs[key])[:5000]))

@@ -24,6 +24,10 @@ The rules, in order (the first that matches wins; thresholds are the constants b
 5. ``underfitting``: train skill below ``UNDERFIT_SKILL`` (close to chance), or more
    than ``UNDERFIT_BEHIND_BEST`` below the study's best validation skill.
 6. ``healthy``.
+
+Whatever the verdict, the folds that early stopping ended with their validation loss
+``ES_RISE`` above its best while the training loss kept falling are named in the
+evidence (``early_stopping``) and the text: over-fitting that early stopping caught.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ GRAD_EXPLODE_FACTOR = 100.0  # last epoch's max grad norm / first epoch's
 LOSS_EXPLODE_FACTOR = 3.0  # last epoch's train loss / first epoch's
 VAL_ABOVE_TRAIN = 0.15  # validation skill above train skill in every epoch
 CHANCE_SKILL = 0.05  # validation skill below this is at chance
+ES_RISE = 0.02  # a fold early stopping ended with its validation loss this far above its best
 MIN_TRIALS_ALL_CHANCE = 3  # trials at chance before the study as a whole is suspect
 
 REMEDIES = {
@@ -172,6 +177,7 @@ def diagnose(
     pruned_reason: str | None = None,
     best_val_skill: float | None = None,
     other_val_skills: list[float] | None = None,
+    fold_epochs: list[dict[str, Any]] | None = None,
 ) -> tuple[str, dict[str, Any], str]:
     """Diagnose one trial: ``(diagnosis, evidence, text)``; see the module docstring.
 
@@ -181,6 +187,7 @@ def diagnose(
         pruned_by, pruned_reason: the trial's pruning attrs, if it was stopped.
         best_val_skill: the study's best validation skill so far (another trial's).
         other_val_skills: the final validation skills of the study's other trials.
+        fold_epochs: what early stopping saw of each fold (the trial's ``fold_epochs``).
     """
     ts = [skill(v, metric, chance) for v in curves.train_score]
     vs = [skill(v, metric, chance) for v in curves.val_score]
@@ -192,7 +199,43 @@ def diagnose(
         or _fit(curves, ts, vs, metric, chance, best_val_skill)
     )
     ev["rule"] = why
+    caught = _early_stopping(fold_epochs or [], ev)
+    if caught and name != "data_pipeline_suspect":
+        why += f"; {caught}"
     return name, ev, f"{name}: {why}" + (f". Try: {REMEDIES[name]}" if REMEDIES[name] else "")
+
+
+def _early_stopping(folds: list[dict[str, Any]], ev: dict[str, Any]) -> str:
+    """Record what early stopping saw in ``ev``; a sentence when it caught over-fitting:
+    a fold it ended with the validation loss risen from its best while training loss fell."""
+    stopped = [i for i, f in enumerate(folds) if f.get("stopped")]
+    if not folds:
+        return ""
+    rising = []
+    for i in stopped:
+        f = folds[i]
+        losses = [f.get(k) for k in ("val_loss_best", "val_loss_last", "train_loss_best", "train_loss_last")]
+        if any(v is None for v in losses):
+            continue
+        vb, vl, tb, tl = (float(v) for v in losses)  # type: ignore[arg-type]
+        if vl > vb * (1 + ES_RISE) and tl < tb:
+            rising.append((i, f))
+    ev["early_stopping"] = {
+        "folds_stopped": stopped,
+        "best_epochs": [f.get("best_epoch") for f in folds],
+        "overfitting_caught": [i for i, _ in rising],
+    }
+    if not rising:
+        return ""
+    i, f = rising[0]
+    rise = f["val_loss_last"] / f["val_loss_best"] - 1
+    more = f" (and {len(rising) - 1} more)" if len(rising) > 1 else ""
+    return (
+        f"early stopping caught over-fitting in {len(rising)}/{len(folds)} fold(s): fold {i}'s "
+        f"validation loss rose {f['val_loss_best']:.3g} → {f['val_loss_last']:.3g} (+{rise:.0%}) after "
+        f"its best epoch {f['best_epoch'] + 1} while its training loss fell {f['train_loss_best']:.3g} → "
+        f"{f['train_loss_last']:.3g}{more}"
+    )
 
 
 _Verdict = tuple[str, str]  # (diagnosis, why)
@@ -357,6 +400,7 @@ def _record(trial: Any, recorder: CurveRecorder, metric: str, chance: float) -> 
         pruned_reason=attrs.get("pruned_reason"),
         best_val_skill=best,
         other_val_skills=others,
+        fold_epochs=attrs.get("fold_epochs"),
     )
     trial.set_user_attr("diagnosis", name)
     trial.set_user_attr("diagnosis_evidence", ev)

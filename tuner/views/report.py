@@ -79,6 +79,9 @@ def _test_summary(
         "trials_finished": first.get("trials_finished"),
         "budget": first.get("budget"),
     }
+    if first.get("refit_epochs") is not None:
+        test["refit_epochs"] = first["refit_epochs"]
+        test["refit_epochs_rule"] = first.get("refit_epochs_rule")
     if first.get("cv_mean") is not None:
         test["cv_mean"] = first["cv_mean"]
         test["cv_std"] = first.get("cv_std")
@@ -150,6 +153,8 @@ def _render_test(summary: dict[str, Any]) -> list[str]:
         f"held-out test ({test.get('n_test')} samples, refit of trial #{test['trial_number']}): "
         f"{m} {test['score']:.4f}"
     )
+    if test.get("refit_epochs") is not None:
+        lines.append(f"refit trained {test['refit_epochs']} epoch(s): {test.get('refit_epochs_rule')}")
     if "validation_optimism" in test:
         gap, std = test["validation_optimism"], test.get("cv_std")
         of_std = f" ({gap / std:+.1f}x the fold std)" if std else ""

@@ -68,7 +68,7 @@ def test_missing_required_key(write_study):
         ("sampler", {"name": "TPESamplr"}, "did you mean TPESampler"),
         ("sampler", {"name": "TPESampler", "n_startup_trial": 3}, "did you mean 'n_startup_trials'"),
         ("pruner", {"name": "MedianPruner", "warmup": 3}, "MedianPruner takes no argument 'warmup'"),
-        ("pruner", {"name": "WilcoxonPruner"}, "fold_pruning"),
+        ("pruner", {"name": "SuccessiveHalving"}, "did you mean SuccessiveHalvingPruner"),
         ("sampler", {"name": "os.system"}, "unknown sampler"),
         ("budget.n_trials", -3, "budget.n_trials"),
         ("budget.timeout", "20 minutes", "budget.timeout"),
