@@ -139,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
             text = " ".join(mask_secrets(str(e)).split())
             print(f"tune: error: {text}", file=sys.stderr)
             return e.exit_code
+        if isinstance(e, BrokenPipeError):  # `tune report | head`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
+            return 141
         if isinstance(e, OSError):  # the file system said no: the user can act on that
             where = f" ({e.filename})" if e.filename else ""
             print(f"tune: error: {mask_secrets(e.strerror or str(e))}{where}", file=sys.stderr)

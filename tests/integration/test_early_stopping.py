@@ -170,3 +170,20 @@ def test_wilcoxon_pruner_gets_one_report_per_fold(tmp_path: Path) -> None:
     for t in study.get_trials():
         scores = t.user_attrs["fold_scores"]
         assert t.intermediate_values == {k: pytest.approx(s) for k, s in enumerate(scores)}
+
+
+def test_the_report_shows_what_the_search_trained_against_a_full_search(stopped) -> None:
+    from tuner.views.report import render, summarize
+
+    cfg, _, study = stopped
+    summary = summarize(cfg, study)
+    comp = summary["compute"]
+    trials = study.get_trials()
+    assert comp["epochs_trained"] == sum(t.user_attrs["epochs_trained"] for t in trials)
+    assert comp["epochs_full"] == len(trials) * cfg.data.folds * EPOCHS
+    assert comp["folds_stopped_early"] == sum(
+        f["stopped"] for t in trials for f in t.user_attrs["fold_epochs"]
+    )
+    text = render(summary)
+    assert f"epochs trained: {comp['epochs_trained']:,} of the {comp['epochs_full']:,}" in text
+    assert f"refit trained {summary['test']['refit_epochs']} epoch(s): the median" in text

@@ -60,6 +60,10 @@ def _summary_section(s: dict[str, Any]) -> str:
             f"{c['pruned']}, failed {c['fail']}, running {c['running']}",
         ),
     ]
+    from tuner.views.report import compute_text
+
+    if compute_text(s):
+        rows.append(("epochs trained", _e(compute_text(s))))
     best = s.get("best")
     if best:
         std = best.get("cv_std")
@@ -99,6 +103,8 @@ def _test_rows(test: dict[str, Any] | None, m: str, stopped: bool) -> list[tuple
                 f"(refit of trial #{test['trial_number']}, scored {_e(test['scored_at'])})",
             )
         )
+        if test.get("refit_epochs") is not None:
+            rows.append(("refit epochs", f"{_e(test['refit_epochs'])}: {_e(test.get('refit_epochs_rule'))}"))
         if test.get("validation_optimism") is not None:
             rows.append(
                 ("validation optimism", f"{test['validation_optimism']:+.4f} (cross-validated − test)")

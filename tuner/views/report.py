@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tuner.config import StudyConfig
 
-__all__ = ["render", "summarize"]
+__all__ = ["compute_text", "render", "summarize"]
 
 
 def summarize(config: StudyConfig, study: Any, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -48,11 +48,39 @@ def summarize(config: StudyConfig, study: Any, extra: dict[str, Any] | None = No
             "study_plots": list(study.user_attrs.get("tuner_study_plots", [])),
         },
     }
+    summary["compute"] = _compute(config, trials)
     summary["diagnoses"] = diagnoses(study)
     summary["importances"] = importances(study)
     if extra and extra.get("test", {}).get("reused"):
         summary["test_reused"] = True
     return summary
+
+
+def _compute(config: StudyConfig, trials: list[Any]) -> dict[str, Any]:
+    """What the search trained against what it would have without pruning or early
+    stopping (every finished trial's folds to max_epochs)."""
+    done = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    folds = [f for t in done for f in t.user_attrs.get("fold_epochs") or []]
+    return {
+        "epochs_trained": sum(int(t.user_attrs.get("epochs_trained", 0)) for t in done),
+        "epochs_full": len(done) * config.data.folds * config.training.max_epochs,
+        "folds_trained": len(folds),
+        "folds_stopped_early": sum(bool(f.get("stopped")) for f in folds),
+        "trials_pruned": sum(t.state.name == "PRUNED" for t in done),
+    }
+
+
+def compute_text(summary: dict[str, Any]) -> str:
+    """What the search trained, against a search without pruning or early stopping."""
+    comp = summary.get("compute") or {}
+    if not comp.get("epochs_full"):
+        return ""
+    return (
+        f"{comp['epochs_trained']:,} of the {comp['epochs_full']:,} a search without pruning or "
+        f"early stopping would train ({comp['epochs_trained'] / comp['epochs_full']:.0%}); early "
+        f"stopping ended {comp['folds_stopped_early']} of {comp['folds_trained']} folds, pruning "
+        f"stopped {comp['trials_pruned']} trial(s)"
+    )
 
 
 def _test_summary(
@@ -118,6 +146,8 @@ def render(summary: dict[str, Any]) -> str:
         f"trials: {trials_of_budget(summary['finished'], summary['budget'])} — complete {c['complete']}, "
         f"pruned {c['pruned']}, failed {c['fail']}, running {c['running']}",
     ]
+    if compute_text(summary):
+        lines.append(f"epochs trained: {compute_text(summary)}")
     best = summary["best"]
     if best is None:
         lines.append("best: none yet (no trial completed)")
