@@ -107,6 +107,11 @@ def test_trial_runs_carry_epochs_trained_and_stopped_folds(stopped) -> None:
         assert metrics["epochs_trained"] == t.user_attrs["epochs_trained"]
         stopped_folds = sum(f["stopped"] for f in t.user_attrs["fold_epochs"])
         assert metrics["folds_stopped_early"] == stopped_folds
+        # every row has a score: a pruned trial's is the mean of the folds it finished
+        scores = t.user_attrs["fold_scores"]
+        assert metrics["cv_folds_done"] == len(scores)
+        if scores:
+            assert metrics["cv_balanced_accuracy"] == pytest.approx(sum(scores) / len(scores))
 
 
 def test_objective_plugin_reporter_stops_early_and_refits_the_derived_epochs(tmp_path: Path) -> None:

@@ -101,6 +101,40 @@ def test_mlflow_parent_children_and_refit(finished):
     assert not any("sqlite:" in v for r in runs for v in r.data.params.values())
 
 
+def test_the_parent_run_is_the_study_summary(finished):
+    cfg, summary, _ = finished
+    study = _study(cfg)
+    client = MlflowClient(cfg.tracking_uri)
+    exp = client.get_experiment_by_name(cfg.experiment_name)
+    # MLflow 3 opens the classic run table, not the GenAI view, for this experiment
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    parent = client.get_run(study.user_attrs["tuner_mlflow_parent_run_id"])
+    m = parent.data.metrics
+    best = study.best_trial
+    assert m["best_cv_balanced_accuracy"] == pytest.approx(best.value)
+    assert m["best_cv_std"] == pytest.approx(best.user_attrs["cv_std"])
+    assert m["best_trial"] == best.number
+    entry = study.user_attrs[LOCKBOX_ATTR][0]
+    for name, value in entry["metrics"].items():
+        assert m[f"test_{name}"] == pytest.approx(value)
+    assert m["validation_optimism"] == pytest.approx(summary["test"]["validation_optimism"])
+    assert m["trials_complete"] == 3 and m["trials_pruned"] == 0
+    assert (
+        m["diagnosis_healthy"] + m.get("diagnosis_underfitting", 0) + m.get("diagnosis_overfitting", 0) >= 1
+    )
+    for k, v in best.params.items():  # the parent's row lines up with its children's columns
+        assert parent.data.params[k] == str(v)
+        assert parent.data.tags[f"tuner.best.{k}"] == str(v)
+    note = parent.data.tags["mlflow.note.content"]
+    assert f"runs/{best.user_attrs['mlflow_run_id']}" in note and f"runs/{entry['mlflow_run_id']}" in note
+    assert f"**{entry['score']:.4f}**" in note
+
+
+def test_optuna_labels_the_objective(finished):
+    cfg, _, _ = finished
+    assert _study(cfg).metric_names == ["cv_balanced_accuracy"]
+
+
 def test_rerun_continues_without_duplicating_or_rescoring(finished):
     cfg, _, _ = finished
     lines: list[str] = []

@@ -140,9 +140,10 @@ def refit_plan(config: StudyConfig, best: Any) -> tuple[int, str]:
     from objectives.early_stopping import EarlyStopping, refit_epochs
 
     max_epochs = config.training.max_epochs
-    if EarlyStopping.resolve(config.training.early_stopping, best.params) is None:
+    rule = EarlyStopping.resolve(config.training.early_stopping, best.params)
+    if rule is None:
         return max_epochs, "max_epochs, as early stopping is off"
-    return refit_epochs(best.user_attrs.get("fold_epochs") or [], max_epochs)
+    return refit_epochs(best.user_attrs.get("fold_epochs") or [], max_epochs, rule.restore_best)
 
 
 def _refit_and_score(

@@ -69,6 +69,8 @@ def open_study(
             pruner=pruner,
             load_if_exists=False,
         )
+        # the objective's name where Optuna shows it (optuna-dashboard, the CLI)
+        study.set_metric_names([f"cv_{config.objective.metric}"])
         for key, value in {
             "tuner_split_fingerprint": split_fp,
             "tuner_space_fingerprint": space_fp,

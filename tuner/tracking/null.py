@@ -27,6 +27,9 @@ class NullTracker:
     def log_test_looks(self, looks: list[Any], metric: str) -> None:
         pass
 
+    def log_summary(self, summary: Any) -> None:
+        pass
+
     def settle(self) -> list[str]:
         return []
 

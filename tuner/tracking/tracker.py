@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 __all__ = ["Tracker", "open_tracker"]
 
 
+# MLflow 3's UI opens an experiment in its GenAI view unless this tag says it holds model
+# training runs: the classic run table, with metric columns, is what a study needs.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
 class Tracker:
     """One study's MLflow experiment and parent run."""
 
@@ -60,6 +65,9 @@ class Tracker:
                         "or set mlflow.experiment to another name"
                     )
                 self._experiment_id = exp.experiment_id
+                if "mlflow.experimentKind" not in exp.tags and exp.tags.get("tuner.study"):
+                    for key, value in EXPERIMENT_KIND.items():  # made by an older tuner
+                        self.client.set_experiment_tag(exp.experiment_id, key, value)
         except TunerError:
             raise
         except Exception as e:
@@ -75,7 +83,7 @@ class Tracker:
                 self._experiment_id = self.client.create_experiment(
                     self.experiment,
                     artifact_location=_artifact_location(self.uri, self.experiment),
-                    tags={"tuner.study": self.study_name},
+                    tags={"tuner.study": self.study_name, **EXPERIMENT_KIND},
                 )
             except Exception as e:
                 exp = self.client.get_experiment_by_name(self.experiment)  # another worker made it
@@ -150,6 +158,32 @@ class Tracker:
         ok, _ = self.outage.call(write)
         if not ok:
             self.outage.defer("the study's parent run (test looks)", write)
+
+    def log_summary(self, summary: Mapping[str, Any]) -> None:
+        """The study's summary on its parent run (``tuner.tracking.summary``). The best
+        params are params the first time; MLflow params never change, so a later, different
+        best shows in the ``tuner.best.*`` tags and the description."""
+        if not self.parent_id:
+            return
+        from mlflow.entities import Param, RunTag
+
+        from tuner.tracking.summary import summary_batch
+
+        best = summary.get("best") or {}
+        runs = {best["number"]: best.get("mlflow_run_id")} if best else {}
+        metrics, params, note = summary_batch(summary, self.experiment_id, runs)
+        parent = self.parent_id
+
+        def write() -> None:
+            have = self.client.get_run(parent).data.params
+            fresh = [Param(k, v[:6000]) for k, v in params.items() if k not in have]
+            tags = [RunTag("mlflow.note.content", note)]
+            tags += [RunTag(f"tuner.best.{k}", v[:5000]) for k, v in params.items()]
+            self.client.log_batch(parent, metrics=metrics, params=fresh, tags=tags)
+
+        ok, _ = self.outage.call(write)
+        if not ok:
+            self.outage.defer("the study's parent run (summary)", write)
 
     def settle(self) -> list[str]:
         """Retry the writes an MLflow outage held back; one warning per run still incomplete."""

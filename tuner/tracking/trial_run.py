@@ -94,8 +94,12 @@ class TrialRun:
         attrs = dict(attrs or {})
         metrics, tags = [], [RunTag("tuner.state", state)]
         ts = now_ms()
+        folds = [float(v) for v in attrs.get("fold_scores") or [] if math.isfinite(v)]
         if value is not None and math.isfinite(value):
             metrics.append(Metric(f"cv_{self.metric}", float(value), ts, 0))
+        elif folds:  # a pruned trial's row gets a score too: the mean of the folds it finished
+            metrics.append(Metric(f"cv_{self.metric}", sum(folds) / len(folds), ts, 0))
+        metrics.append(Metric("cv_folds_done", float(len(folds)), ts, 0))
         for key in ("cv_mean", "cv_std"):
             if isinstance(attrs.get(key), float) and math.isfinite(attrs[key]):
                 metrics.append(Metric(key, attrs[key], ts, 0))

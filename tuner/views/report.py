@@ -28,6 +28,7 @@ def summarize(config: StudyConfig, study: Any, extra: dict[str, Any] | None = No
             "cv_mean": b.user_attrs.get("cv_mean", b.value),
             "cv_std": b.user_attrs.get("cv_std"),
             "fold_scores": b.user_attrs.get("fold_scores"),
+            "mlflow_run_id": b.user_attrs.get("mlflow_run_id"),
         }
     except ValueError:
         pass
@@ -106,6 +107,7 @@ def _test_summary(
         "search_cut_short": bool(first.get("search_cut_short")),
         "trials_finished": first.get("trials_finished"),
         "budget": first.get("budget"),
+        "refit_run_id": first.get("mlflow_run_id"),
     }
     if first.get("refit_epochs") is not None:
         test["refit_epochs"] = first["refit_epochs"]
