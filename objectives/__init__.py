@@ -1,5 +1,5 @@
 """What is trained: datasets and splits, model families, the training loop, the
-divergence guard, plug-ins and the cross-validated objective.
+divergence guard, early stopping, plug-ins and the cross-validated objective.
 
 May import ``tuner.config`` (the study's settings, plug-in loading), ``search_spaces``,
 ``tuner.errors`` and ``tuner.secrets``. Never storage, MLflow, tracking or the views:

@@ -17,6 +17,7 @@ trial's scores on the same folds (``fold_pruning``, ``fold_verdict``).
 
 from __future__ import annotations
 
+import functools
 import statistics
 import zlib
 from collections.abc import Callable
@@ -100,6 +101,58 @@ def _prune(trial: Any, by: str, reason: str) -> None:
     raise optuna.TrialPruned(reason)
 
 
+class _Reports:
+    """What one trial tells the outside world and its pruner, epoch by epoch and fold by fold.
+
+    Each epoch goes to the reporter (MLflow, the progress line) and to early stopping's
+    watch; to Optuna at step ``fold * max_epochs + epoch``, or with ``WilcoxonPruner``
+    (which compares trials instance by instance) once per fold at step ``fold``."""
+
+    def __init__(self, trial: Any, reporter: TrialReporter, epochs: int, metric: str, trained: list[int]):
+        self.trial, self.reporter, self.epochs, self.metric, self.trained = (
+            trial,
+            reporter,
+            epochs,
+            metric,
+            trained,
+        )
+        pruner = trial.study.pruner  # the configured one, through tuner.run.peers.FinishedPeers
+        self.pruner_name = getattr(pruner, "name", type(pruner).__name__)
+        self.per_fold = self.pruner_name == "WilcoxonPruner"
+
+    def epoch(self, rec: EpochRecord, watch: FoldWatch) -> None:
+        """After each epoch; raises ``TrialPruned`` or ``StopFold``."""
+        step = rec.fold * self.epochs + rec.epoch
+        self.trained[0] += 1
+        self.reporter.epoch(rec, step)
+        assert rec.val_score is not None and rec.val_loss is not None
+        stop = watch.update(rec.epoch, rec.train_loss, rec.val_loss, rec.val_score)
+        if not self.per_fold:
+            self.trial.report(rec.val_score, step)
+            if self.trial.should_prune():
+                _prune(
+                    self.trial,
+                    "pruner",
+                    f"{self.pruner_name}: val {self.metric} {rec.val_score:.4f} at step {step} "
+                    f"(fold {rec.fold}, epoch {rec.epoch}) is worse than its peers",
+                )
+        if stop:
+            raise StopFold(watch)
+
+    def fold(self, k: int, score: float) -> None:
+        """After each fold, with its score; raises ``TrialPruned``."""
+        self.reporter.fold_done(k, score)
+        if self.per_fold:
+            self.trial.report(score, k)
+            if self.trial.should_prune():
+                _prune(
+                    self.trial,
+                    "pruner",
+                    f"{self.pruner_name}: val {self.metric} after {k + 1} fold(s) is worse than the "
+                    "best trial's on the same folds",
+                )
+
+
 class CrossValidatedObjective:
     """``objective(trial, params, reporter) -> mean validation score``."""
 
@@ -164,74 +217,30 @@ class CrossValidatedObjective:
 
         cfg = self.config
         hp = HParams.resolve(params, cfg.training.batch_size)
-        epochs = cfg.training.max_epochs
         guard = DivergenceGuard(cfg.divergence)
         early = EarlyStopping.resolve(cfg.training.early_stopping, params)
         # without early stopping, a watch that never stops still records each fold's best epoch
-        rule = early or EarlyStopping(patience=epochs + 1, restore_best=False)
-        pruner = trial.study.pruner  # the configured one, through tuner.run.peers.FinishedPeers
-        pruner_name = getattr(pruner, "name", type(pruner).__name__)
-        per_fold = pruner_name == "WilcoxonPruner"  # it compares instances (folds), not epochs
+        rule = early or EarlyStopping(patience=cfg.training.max_epochs + 1, restore_best=False)
+        reports = _Reports(trial, reporter, cfg.training.max_epochs, self.metric, trained)
         for k, (tr, va, _) in enumerate(self._folds):
             mean, std = self.fold_stats(k)
-            seed = fold_seed(cfg.seed, trial.number, k)
             watch = rule.watch(k)
             watches.append(watch)
-
-            def on_epoch(rec: EpochRecord, k: int = k, watch: FoldWatch = watch) -> None:
-                step = k * epochs + rec.epoch
-                trained[0] += 1
-                reporter.epoch(rec, step)
-                assert rec.val_score is not None and rec.val_loss is not None
-                stop = watch.update(rec.epoch, rec.train_loss, rec.val_loss, rec.val_score)
-                if not per_fold:
-                    trial.report(rec.val_score, step)
-                    if trial.should_prune():
-                        _prune(
-                            trial,
-                            "pruner",
-                            f"{pruner_name}: val {self.metric} {rec.val_score:.4f} at step {step} "
-                            f"(fold {k}, epoch {rec.epoch}) is worse than its peers",
-                        )
-                if stop:
-                    raise StopFold(watch)
-
             try:
                 train_fold(
-                    cfg,
-                    self.spec,
-                    params,
-                    hp,
-                    self.X[tr],
-                    self.y[tr],
-                    mean=mean,
-                    std=std,
-                    guard=guard,
-                    fold=k,
-                    seed=seed,
-                    X_val=self.X[va],
-                    y_val=self.y[va],
-                    on_epoch=on_epoch,
-                    trial=trial,
-                )
+                    cfg, self.spec, params, hp, self.X[tr], self.y[tr],
+                    mean=mean, std=std, guard=guard, fold=k, seed=fold_seed(cfg.seed, trial.number, k),
+                    X_val=self.X[va], y_val=self.y[va], trial=trial,
+                    on_epoch=functools.partial(reports.epoch, watch=watch),
+                )  # fmt: skip
             except StopFold:
                 pass  # early stopping ended the fold; its score is the watch's
             except Diverged as e:
                 trained[0] += 1  # the epoch it diverged in was (partly) trained
-                _report_diverged_epoch(e, k, epochs, reporter)
+                _report_diverged_epoch(e, k, cfg.training.max_epochs, reporter)
                 _prune(trial, "divergence", str(e))
-            score = float(watch.score())
-            scores.append(score)
-            reporter.fold_done(k, score)
-            if per_fold:
-                trial.report(score, k)
-                if trial.should_prune():
-                    _prune(
-                        trial,
-                        "pruner",
-                        f"{pruner_name}: val {self.metric} after {k + 1} fold(s) is worse than the "
-                        "best trial's on the same folds",
-                    )
+            scores.append(float(watch.score()))
+            reports.fold(k, scores[-1])
             if k + 1 < len(self._folds):
                 self._check_folds(trial, scores)
         cv_mean = statistics.fmean(scores)

@@ -132,20 +132,28 @@ def _r(x: float) -> float | None:
     return round(float(x), 6) if math.isfinite(x) else None
 
 
-def refit_epochs(folds: Sequence[Mapping[str, Any]], max_epochs: int) -> tuple[int, str]:
+def refit_epochs(
+    folds: Sequence[Mapping[str, Any]], max_epochs: int, restore_best: bool = True
+) -> tuple[int, str]:
     """How many epochs the refit trains, and why, from the best trial's ``fold_epochs``.
 
-    The median of the folds' best epochs (as counts: best epoch + 1), rounded up, at
-    least 1 and at most ``max_epochs``. Not scaled to the refit's larger training set:
+    The median over the folds of the epoch each fold was scored at, as a count: its
+    best epoch + 1 with ``restore_best``, else the epochs it trained (it was scored at
+    its last); rounded up, at least 1 and at most ``max_epochs``. Not scaled to the refit's larger training set:
     with K folds it has K/(K-1) times the rows (1.25x with 5 folds), so the same
     number of epochs takes that many more optimizer steps; Goodfellow et al. (Deep
     Learning, 7.8) give "the same number of epochs" and "the same number of steps"
     as the two usual choices without a winner, and epochs is the one a user can
     check against the curves. The median ignores one fold that stopped oddly.
     """
-    best = [int(f["best_epoch"]) + 1 for f in folds if int(f.get("best_epoch", -1)) >= 0]
-    if not best:
-        return max_epochs, "max_epochs: no fold recorded a best epoch"
-    n = min(max(1, math.ceil(statistics.median(best))), max_epochs)
-    shown = ", ".join(str(b) for b in best)
-    return n, f"the median of the best trial's folds' best epochs ({shown}; max_epochs {max_epochs})"
+    if restore_best:
+        counts = [int(f["best_epoch"]) + 1 for f in folds if int(f.get("best_epoch", -1)) >= 0]
+        what = "best epochs"
+    else:
+        counts = [int(f["epochs"]) for f in folds if int(f.get("epochs", 0)) > 0]
+        what = "epochs trained (each was scored at its last)"
+    if not counts:
+        return max_epochs, "max_epochs: no fold recorded its epochs"
+    n = min(max(1, math.ceil(statistics.median(counts))), max_epochs)
+    shown = ", ".join(str(b) for b in counts)
+    return n, f"the median of the best trial's folds' {what} ({shown}; max_epochs {max_epochs})"

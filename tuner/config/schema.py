@@ -49,7 +49,8 @@ class StudyConfig(_Strict):
     search_space: SearchSpace
     budget: BudgetConfig = BudgetConfig()
     sampler: SamplerConfig = SamplerConfig()
-    pruner: PrunerConfig | None = PrunerConfig.model_validate({"name": "MedianPruner", "n_warmup_steps": 3})
+    # SuccessiveHalving + fold pruning: the cheapest setting measured for its score (docs/benchmarks.md#pruning)
+    pruner: PrunerConfig | None = PrunerConfig.model_validate({"name": "SuccessiveHalvingPruner"})
     fold_pruning: FoldPruningConfig = FoldPruningConfig()
     divergence: DivergenceConfig = DivergenceConfig()
     storage: str | None = Field(default=None, description="default: sqlite:///<name>.db beside")
@@ -99,7 +100,8 @@ class StudyConfig(_Strict):
         if problems:
             raise ValueError(problems)
         searched = [n for n in self.search_space.names if n.startswith("early_stopping.")]
-        if searched and self.training.early_stopping is None:
+        off = self.training.early_stopping is None and "early_stopping" in self.training.model_fields_set
+        if searched and off:  # written `early_stopping: false`, yet searched
             raise ValueError(
                 f"search_space.{searched[0]} searches early stopping, but training.early_stopping "
                 "is false; remove one of them"

@@ -187,8 +187,9 @@ class EarlyStoppingConfig(_Strict):
 class TrainingConfig(_Strict):
     max_epochs: int = Field(default=15, ge=1, le=10_000)
     early_stopping: EarlyStoppingConfig | None = Field(
-        default=EarlyStoppingConfig(),
-        description="on by default; false turns it off, true takes the defaults",
+        default=None,
+        description="off by default (see docs/pruning.md for why); true takes the defaults "
+        "{patience: 3, min_delta: 0, restore_best: true}",
     )
     batch_size: int = Field(default=64, ge=1, le=1 << 16)
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")

@@ -88,26 +88,11 @@ class TrialRun:
         if self.ended:
             return
         self.ended = True
-        from mlflow.entities import Metric, RunTag
+        from mlflow.entities import RunTag
 
         client = self.tracker.client
         attrs = dict(attrs or {})
-        metrics, tags = [], [RunTag("tuner.state", state)]
-        ts = now_ms()
-        folds = [float(v) for v in attrs.get("fold_scores") or [] if math.isfinite(v)]
-        if value is not None and math.isfinite(value):
-            metrics.append(Metric(f"cv_{self.metric}", float(value), ts, 0))
-        elif folds:  # a pruned trial's row gets a score too: the mean of the folds it finished
-            metrics.append(Metric(f"cv_{self.metric}", sum(folds) / len(folds), ts, 0))
-        metrics.append(Metric("cv_folds_done", float(len(folds)), ts, 0))
-        for key in ("cv_mean", "cv_std"):
-            if isinstance(attrs.get(key), float) and math.isfinite(attrs[key]):
-                metrics.append(Metric(key, attrs[key], ts, 0))
-        if isinstance(attrs.get("epochs_trained"), int):  # what the trial cost
-            metrics.append(Metric("epochs_trained", float(attrs["epochs_trained"]), ts, 0))
-        if attrs.get("fold_epochs"):
-            stopped = sum(bool(f.get("stopped")) for f in attrs["fold_epochs"])
-            metrics.append(Metric("folds_stopped_early", float(stopped), ts, 0))
+        metrics, tags = _final_metrics(self.metric, value, attrs), [RunTag("tuner.state", state)]
         for key in ("pruned_reason", "pruned_by", "diagnosis"):
             if attrs.get(key):
                 tags.append(RunTag(f"tuner.{key}", str(attrs[key])[:5000]))
@@ -149,3 +134,26 @@ class TrialRun:
         ok, _ = self.tracker.outage.call(close)
         if not ok:  # tracking must never lose a trial: retried when the study ends
             self.tracker.outage.defer(f"trial {self.number}", close)
+
+
+def _final_metrics(metric: str, value: float | None, attrs: Mapping[str, Any]) -> list[Any]:
+    """A trial run's last metrics: its score (a pruned trial's over the folds it finished,
+    so every row has one), how far it got and what it cost."""
+    from mlflow.entities import Metric
+
+    metrics, ts = [], now_ms()
+    folds = [float(v) for v in attrs.get("fold_scores") or [] if math.isfinite(v)]
+    if value is not None and math.isfinite(value):
+        metrics.append(Metric(f"cv_{metric}", float(value), ts, 0))
+    elif folds:
+        metrics.append(Metric(f"cv_{metric}", sum(folds) / len(folds), ts, 0))
+    metrics.append(Metric("cv_folds_done", float(len(folds)), ts, 0))
+    for key in ("cv_mean", "cv_std"):
+        if isinstance(attrs.get(key), float) and math.isfinite(attrs[key]):
+            metrics.append(Metric(key, attrs[key], ts, 0))
+    if isinstance(attrs.get("epochs_trained"), int):
+        metrics.append(Metric("epochs_trained", float(attrs["epochs_trained"]), ts, 0))
+    if attrs.get("fold_epochs"):
+        stopped = sum(bool(f.get("stopped")) for f in attrs["fold_epochs"])
+        metrics.append(Metric("folds_stopped_early", float(stopped), ts, 0))
+    return metrics

@@ -77,7 +77,9 @@ def test_refit_epochs_is_the_median_best_epoch_count_capped() -> None:
     assert "median" in why and "4, 6, 5, 10, 5" in why
     assert refit_epochs([{"best_epoch": 1}, {"best_epoch": 2}], 30)[0] == 3  # median 2.5 rounds up
     assert refit_epochs([{"best_epoch": 40}], 30)[0] == 30
-    assert refit_epochs([], 12) == (12, "max_epochs: no fold recorded a best epoch")
+    assert refit_epochs([], 12) == (12, "max_epochs: no fold recorded its epochs")
+    folds_trained: list[dict[str, Any]] = [{"best_epoch": 2, "epochs": e} for e in (5, 9, 6)]
+    assert refit_epochs(folds_trained, 30, restore_best=False)[0] == 6
 
 
 def test_resolve_takes_the_section_then_the_searched_values() -> None:
@@ -98,13 +100,13 @@ def _load(tmp_path: Path, doc: dict[str, Any]):
     return load_config(path)
 
 
-def test_study_file_early_stopping_defaults_on_and_takes_true_false_or_a_mapping(tmp_path: Path) -> None:
+def test_study_file_early_stopping_defaults_off_and_takes_true_false_or_a_mapping(tmp_path: Path) -> None:
     doc = tiny_study()
     doc["training"].pop("early_stopping", None)
-    es = _load(tmp_path, doc).training.early_stopping
+    assert _load(tmp_path, doc).training.early_stopping is None
+    es = _load(tmp_path, tiny_study(**{"training.early_stopping": True})).training.early_stopping
     assert es is not None and (es.patience, es.min_delta, es.restore_best) == (3, 0.0, True)
     assert _load(tmp_path, tiny_study(**{"training.early_stopping": False})).training.early_stopping is None
-    assert _load(tmp_path, tiny_study(**{"training.early_stopping": True})).training.early_stopping == es
     custom = _load(
         tmp_path, tiny_study(**{"training.early_stopping": {"patience": 5, "restore_best": False}})
     )
@@ -119,6 +121,7 @@ def test_study_file_early_stopping_defaults_on_and_takes_true_false_or_a_mapping
         ({"patience": 3, "min_delta": -0.1}, None, "min_delta"),
         ({"patince": 3}, None, "patince"),
         (False, {"early_stopping.patience": {"int": [2, 5]}}, "training.early_stopping is false"),
+        ({"patience": 3}, {"early_stopping.patience": {"int": [0, 5]}}, "early_stopping.patience must be"),
         (None, {"early_stopping.patience": {"int": [0, 5]}}, "early_stopping.patience must be"),
         (None, {"early_stopping.patience": {"float": [1.5, 5]}}, "early_stopping.patience must be"),
         (None, {"early_stopping.min_delta": {"float": [-1, 0.1]}}, "early_stopping.min_delta must be"),
