@@ -2,7 +2,8 @@
 
 For each dataset and seed, with the same trial budget:
 
-- tuner:  TPESampler + MedianPruner + fold pruning (tuner's defaults);
+- tuner:  TPESampler + MedianPruner + fold pruning (tuner's defaults until the pruning benchmark
+  of issue #14 chose SuccessiveHalving);
 - random: RandomSampler, no pruning;
 - recipe: no search, the configuration practitioners start from (dropout 0.5,
   batch norm after the activation, Adam, lr 1e-3, weight decay 0), trained once on
