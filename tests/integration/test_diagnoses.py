@@ -157,6 +157,15 @@ def test_mlflow_gets_diagnosis_preflight_warnings_and_pr_curve(tmp_path: Path) -
     assert has_evidence == (trial.data.tags["tuner.diagnosis"] != "healthy")
     arts = {a.path for a in client.list_artifacts(refit.info.run_id)}
     assert {"precision_recall_curve.png", "precision_recall_curve.json", "confusion_matrix.png"} <= arts
+    # and `tune report` shows the pre-flight warnings too, not only the run's output and MLflow
+    import optuna
+
+    from tuner.views.report import render, summarize
+
+    summary = summarize(config, optuna.load_study(study_name=config.name, storage=config.storage_url))
+    assert len(summary["preflight_warnings"]) == 1
+    assert summary["preflight_warnings"][0].startswith("features are far from normalized")
+    assert f"pre-flight warning: {summary['preflight_warnings'][0]}" in render(summary)
 
 
 def test_non_finite_loss_at_the_first_step_points_at_the_data(tmp_path: Path) -> None:

@@ -187,10 +187,14 @@ def _open_study(
 def _log_preflight(session: Session) -> None:
     """The pre-flight warnings, printed and logged on the study's parent run."""
     from tuner.run.preflight import log_warnings
+    from tuner.storage.records import PREFLIGHT_ATTR
 
-    for w in session.prep.warnings:
+    warnings = list(session.prep.warnings)
+    for w in warnings:
         session.say(f"pre-flight warning: {w}")
-    log_warnings(session.tracker, list(session.prep.warnings))
+    if session.study.user_attrs.get(PREFLIGHT_ATTR, []) != warnings:  # for `tune report`
+        session.study.set_user_attr(PREFLIGHT_ATTR, warnings)
+    log_warnings(session.tracker, warnings)
 
 
 def _conclude(session: Session, refit: bool, finish_early: bool, interrupts: Interrupts) -> dict[str, Any]:

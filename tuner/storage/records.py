@@ -1,14 +1,15 @@
 """What tuner records on an Optuna study beside its trials, read by every layer that
 shows or continues a study: the lockbox (each scoring of the held-out test split) and
-why the search last stopped short of its budget."""
+why the search last stopped short of its budget, and the pre-flight warnings."""
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["LOCKBOX_ATTR", "STOPPED_ATTR", "record_stop", "scorings", "stopped"]
+__all__ = ["LOCKBOX_ATTR", "PREFLIGHT_ATTR", "STOPPED_ATTR", "record_stop", "scorings", "stopped"]
 
 LOCKBOX_ATTR = "tuner_lockbox"
+PREFLIGHT_ATTR = "tuner_preflight_warnings"  # the last run's pre-flight warnings, for `tune report`
 
 
 def scorings(study: Any) -> list[dict[str, Any]]:

@@ -64,6 +64,9 @@ def _summary_section(s: dict[str, Any]) -> str:
 
     if compute_text(s):
         rows.append(("epochs trained", _e(compute_text(s))))
+    rows += [
+        ("pre-flight warning", f"<span class='warn'>{_e(w)}</span>") for w in s.get("preflight_warnings", [])
+    ]
     best = s.get("best")
     if best:
         std = best.get("cv_std")

@@ -49,6 +49,9 @@ def summarize(config: StudyConfig, study: Any, extra: dict[str, Any] | None = No
             "study_plots": list(study.user_attrs.get("tuner_study_plots", [])),
         },
     }
+    from tuner.storage.records import PREFLIGHT_ATTR
+
+    summary["preflight_warnings"] = list(study.user_attrs.get(PREFLIGHT_ATTR, []))
     summary["compute"] = _compute(config, trials)
     summary["diagnoses"] = diagnoses(study)
     summary["importances"] = importances(study)
@@ -150,6 +153,7 @@ def render(summary: dict[str, Any]) -> str:
     ]
     if compute_text(summary):
         lines.append(f"epochs trained: {compute_text(summary)}")
+    lines += [f"pre-flight warning: {w}" for w in summary.get("preflight_warnings", [])]
     best = summary["best"]
     if best is None:
         lines.append("best: none yet (no trial completed)")
