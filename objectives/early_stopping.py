@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from search_spaces.params import ES_PREFIX as PREFIX  # the searchable settings are declared there
@@ -69,61 +69,61 @@ class EarlyStopping:
         return FoldWatch(self, fold)
 
 
+Row = tuple[int, float, float, float]  # (epoch, train loss, validation loss, validation score)
+
+
 @dataclass
 class FoldWatch:
-    """What early stopping has seen of one fold: feed it every epoch with ``update``."""
+    """What early stopping has seen of one fold: feed it every epoch with ``update``.
+    It keeps the best epoch's row and the last one: all that scoring and the record need."""
 
     rule: EarlyStopping
     fold: int
-    best_epoch: int = -1
-    best_loss: float = math.inf
     epochs: int = 0  # epochs seen
     stopped: bool = False
-    # (epoch, train loss, validation loss, validation score) of every epoch seen
-    history: list[tuple[int, float, float, float]] = field(default_factory=list)
+    best: Row | None = None  # the epoch with the lowest finite validation loss
+    last: Row | None = None
+
+    @property
+    def best_epoch(self) -> int:
+        return self.best[0] if self.best else -1
 
     def update(self, epoch: int, train_loss: float, val_loss: float, val_score: float) -> bool:
         """Record an epoch; True when the fold should stop now."""
-        self.history.append((epoch, train_loss, val_loss, val_score))
+        self.last = (epoch, train_loss, val_loss, val_score)
         self.epochs += 1
-        if math.isfinite(val_loss) and val_loss < self.best_loss - self.rule.min_delta:
-            self.best_loss, self.best_epoch = val_loss, epoch  # (the first finite loss always is)
-        since = epoch - self.best_epoch if self.best_epoch >= 0 else self.epochs
+        best_loss = self.best[2] if self.best else math.inf
+        if math.isfinite(val_loss) and val_loss < best_loss - self.rule.min_delta:
+            self.best = self.last  # (the first finite loss always is)
+        since = epoch - self.best[0] if self.best else self.epochs
         self.stopped = since >= self.rule.patience
         return self.stopped
 
-    def _at(self, epoch: int) -> tuple[int, float, float, float]:
-        return next(h for h in self.history if h[0] == epoch)
-
     def score(self) -> float:
         """The fold's validation score: at its best epoch with ``restore_best``, else the last."""
-        if self.rule.restore_best and self.best_epoch >= 0:
-            return self._at(self.best_epoch)[3]
-        return self.history[-1][3]
+        row = self.best if self.rule.restore_best and self.best else self.last
+        assert row is not None, "score() before any epoch"
+        return row[3]
 
     def reason(self) -> str:
-        last = self.history[-1]
+        assert self.last is not None, "reason() before any epoch"
+        best = f"{self.best[2]:.4g} (epoch {self.best[0] + 1})" if self.best else "no finite loss"
         return (
-            f"fold {self.fold}: validation loss {last[2]:.4g} at epoch {last[0] + 1} has not improved on "
-            f"{self.best_loss:.4g} (epoch {self.best_epoch + 1}) for {self.rule.patience} epoch(s)"
+            f"fold {self.fold}: validation loss {self.last[2]:.4g} at epoch {self.last[0] + 1} has not "
+            f"improved on {best} for {self.rule.patience} epoch(s)"
         )
 
     def record(self) -> dict[str, Any]:
         """What the trial stores per fold (user attr ``fold_epochs``): epochs trained, the
         best epoch (0-based, as on the curves), whether it stopped early, and the
         losses at the best and the last epoch (the over-fitting evidence)."""
-        out: dict[str, Any] = {
-            "epochs": self.epochs,
-            "best_epoch": self.best_epoch,
-            "stopped": self.stopped,
-        }
-        if self.best_epoch >= 0 and self.history:
-            best, last = self._at(self.best_epoch), self.history[-1]
+        out: dict[str, Any] = {"epochs": self.epochs, "best_epoch": self.best_epoch, "stopped": self.stopped}
+        if self.best and self.last:
             out.update(
-                train_loss_best=_r(best[1]),
-                train_loss_last=_r(last[1]),
-                val_loss_best=_r(best[2]),
-                val_loss_last=_r(last[2]),
+                train_loss_best=_r(self.best[1]),
+                train_loss_last=_r(self.last[1]),
+                val_loss_best=_r(self.best[2]),
+                val_loss_last=_r(self.last[2]),
             )
         return out
 

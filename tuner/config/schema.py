@@ -90,7 +90,7 @@ class StudyConfig(_Strict):
 
     @model_validator(mode="after")
     def _cross_field(self) -> StudyConfig:
-        from search_spaces.params import check_params
+        from search_spaces.params import check_params, early_stopping_params
         from tuner.config.checks import check_extensions
 
         handled, problems = check_extensions(
@@ -99,7 +99,7 @@ class StudyConfig(_Strict):
         problems = problems or check_params(self.search_space, self.model.family, handled)
         if problems:
             raise ValueError(problems)
-        searched = [n for n in self.search_space.names if n.startswith("early_stopping.")]
+        searched = early_stopping_params(self.search_space.names)
         off = self.training.early_stopping is None and "early_stopping" in self.training.model_fields_set
         if searched and off:  # written `early_stopping: false`, yet searched
             raise ValueError(

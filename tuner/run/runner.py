@@ -243,12 +243,14 @@ def _conclude(session: Session, refit: bool, finish_early: bool, interrupts: Int
         plots = log_study_plots(tracker, study, config)  # PNGs on the parent run; never raises
         if plots:  # so that `tune report` lists them without opening MLflow
             study.set_user_attr("tuner_study_plots", plots)
-        tracker.log_summary(summarize(config, study))  # the parent run is the study's summary
+    summary = summarize(config, study, extra=extra)  # once: importances and diagnoses read every trial
+    if not running:
+        tracker.log_summary(summary)  # the parent run is the study's summary
         tracker.close_parent("FINISHED")
     tracker.settle()  # retries what an MLflow outage held back; warns of what is still missing
     for w in tracker.warnings:
         say(f"warning: {w}")
-    return summarize(config, study, extra=extra)
+    return summary
 
 
 def _stopped_short(session: Session, finished: int, refit: bool) -> None:
