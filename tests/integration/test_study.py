@@ -84,10 +84,18 @@ def test_mlflow_parent_children_and_refit(finished):
         assert r.info.run_name.startswith("trial-") and r.info.run_name.endswith("complete")
         assert {"lr", "dropout", "batchnorm", "width"} <= set(r.data.params)
         assert "cv_balanced_accuracy" in r.data.metrics and "cv_std" in r.data.metrics
-        hist = client.get_metric_history(r.info.run_id, "val_loss/fold1")
-        assert [m.step for m in hist] == [0, 1]  # per-epoch curve of fold 1
-        assert client.get_metric_history(r.info.run_id, "train_balanced_accuracy/fold0")
-        assert client.get_metric_history(r.info.run_id, "grad_norm_max/fold0")
+        # one key per curve family, at Optuna's global step: fold * max_epochs + epoch
+        hist = client.get_metric_history(r.info.run_id, "val_loss")
+        assert [m.step for m in hist] == [0, 1, 2, 3]
+        assert [m.step for m in client.get_metric_history(r.info.run_id, "train_balanced_accuracy")] == [
+            0,
+            1,
+            2,
+            3,
+        ]
+        assert len(client.get_metric_history(r.info.run_id, "grad_norm_max")) == 4
+        assert not [k for k in r.data.metrics if "/fold" in k]
+        assert "fold_curves.png" in {a.path for a in client.list_artifacts(r.info.run_id)}
     (refit,) = by_role["refit"]
     assert refit.data.tags["mlflow.parentRunId"] == parent_id
     assert refit.info.status == "FINISHED"

@@ -1,5 +1,5 @@
-"""What a trial run's MLflow rows look like: per-epoch metrics keyed by fold, the
-validation score at the pruner's step, and a failed trial's traceback (secrets masked).
+"""What a trial run's MLflow rows look like: per-epoch metrics, one key per curve family
+at the pruner's global step, and a failed trial's traceback (secrets masked).
 Shared by the study process and the writer process."""
 
 from __future__ import annotations
@@ -21,16 +21,18 @@ def now_ms() -> int:
 
 
 def epoch_metrics(record: Any, step: int, metric: str) -> list[tuple[str, float, int, int]]:
-    """One epoch's MLflow metrics as ``(key, value, timestamp, step)``: per-fold curves
-    against the epoch, and the validation score at the global step the pruner saw."""
+    """One epoch's MLflow metrics as ``(key, value, timestamp, step)``: one key per curve
+    family (``train_loss``, ``val_loss``, ``train_<metric>``, ``val_<metric>``,
+    ``grad_norm_mean``, ``grad_norm_max``, ``epoch_seconds``) at the global step
+    ``fold * max_epochs + epoch``, the step of Optuna's intermediate values, so MLflow's
+    charts, Optuna's and optuna-dashboard's share one x axis. The folds overlaid, per
+    epoch, are the trial run's ``fold_curves.png``."""
     ts = now_ms()
     rows = []
     for key, value in record.as_metrics(metric).items():
         if key in ("fold", "epoch") or value is None or not math.isfinite(value):
             continue
-        rows.append((f"{key}/fold{record.fold}", float(value), ts, record.epoch))
-    if record.val_score is not None and math.isfinite(record.val_score):
-        rows.append((f"val_{metric}", float(record.val_score), ts, step))
+        rows.append(("epoch_seconds" if key == "seconds" else key, float(value), ts, step))
     return rows
 
 

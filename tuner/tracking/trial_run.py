@@ -8,6 +8,8 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from tuner.tracking.fold_curves import FILE as CURVES_FILE
+from tuner.tracking.fold_curves import FoldCurves
 from tuner.tracking.outage import Outage
 from tuner.tracking.rows import MAX_BATCH, epoch_metrics, format_error, now_ms
 
@@ -39,16 +41,24 @@ class TrialRun:
         self._create = create  # makes the run later when MLflow was down at the start
         self._pending: list[Any] = []
         self._params: list[Any] = []  # sent with the first batch: one MLflow call fewer
+        self.curves = FoldCurves(metric)  # drawn as fold_curves.png when the run closes
+        # the writer process draws it once its pipe is idle instead (draw_curves), so that
+        # drawing never holds up the next trial's run
+        self.curves_later = False
+        self._state = ""
         self.ended = False
 
     # -- TrialReporter ----------------------------------------------------------------
     def epoch(self, record: Any, step: int) -> None:
-        self.add_metrics(epoch_metrics(record, step, self.metric))
+        self.add_metrics(epoch_metrics(record, step, self.metric), at=(record.fold, record.epoch))
 
-    def add_metrics(self, rows: list[tuple[str, float, int, int]]) -> None:
+    def add_metrics(self, rows: list[tuple[str, float, int, int]], at: tuple[int, int] | None = None) -> None:
+        """Queue one epoch's rows; ``at`` = (fold, epoch) places them in the fold curves."""
         from mlflow.entities import Metric
 
         self._pending.extend(Metric(k, v, ts, st) for k, v, ts, st in rows)
+        if at is not None:
+            self.curves.add(at[0], at[1], rows)
 
     def fold_done(self, fold: int, score: float) -> None:
         from mlflow.entities import Metric
@@ -112,6 +122,7 @@ class TrialRun:
         # the run's final name rides in the last batch (the store renames the run from
         # the mlflow.runName tag): one MLflow call fewer per trial than update_run
         tags.append(RunTag("mlflow.runName", f"trial-{self.number:03d} {state}"))
+        self._state = state
 
         def close() -> None:  # every step may be repeated after an outage
             self._send()
@@ -129,11 +140,38 @@ class TrialRun:
                 )
             if tb is not None:
                 client.log_text(self.run_id, tb, "traceback.txt")
+            if not self.curves_later:
+                self._log_curves()
             client.set_terminated(self.run_id, status=status, end_time=ended_ms)
 
         ok, _ = self.tracker.outage.call(close)
         if not ok:  # tracking must never lose a trial: retried when the study ends
             self.tracker.outage.defer(f"trial {self.number}", close)
+
+    def draw_curves(self) -> None:
+        """The fold curves of a closed run (``curves_later``), retried after an outage."""
+        if self.run_id is None or not self.curves:
+            return
+        ok, _ = self.tracker.outage.call(self._log_curves)
+        if not ok:
+            self.tracker.outage.defer(f"trial {self.number} (fold curves)", self._log_curves)
+
+    def _log_curves(self) -> None:
+        """The folds' curves overlaid, one PNG; a figure that fails to draw costs the run
+        nothing else."""
+        if not self.curves:
+            return
+        try:
+            png = self.curves.png(f"trial-{self.number:03d} {self._state}: folds overlaid")
+        except Exception:
+            return
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / CURVES_FILE
+            path.write_bytes(png)
+            self.tracker.client.log_artifact(self.run_id, str(path))
 
 
 def _final_metrics(metric: str, value: float | None, attrs: Mapping[str, Any]) -> list[Any]:

@@ -178,7 +178,8 @@ class RemoteTrialRun:
             self.on_run_id(run_id)
 
     def epoch(self, record: Any, step: int) -> None:
-        self.writer.send("metrics", self.number, epoch_metrics(record, step, self.metric))
+        rows = epoch_metrics(record, step, self.metric)
+        self.writer.send("metrics", self.number, rows, (record.fold, record.epoch))
         if not self._told:
             self.writer.drain()
             self._tell_id()  # as soon as the child has made the run

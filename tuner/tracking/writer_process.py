@@ -20,9 +20,13 @@ def _serve(conn: Connection) -> None:
     msg = conn.recv()
     _, uri, experiment, study_name = msg
     tracker = Tracker(uri, experiment, study_name)  # inline: main() set TUNER_MLFLOW_WRITER
+    _warm_matplotlib()
     runs: dict[int, Any] = {}
+    closed: list[Any] = []  # runs whose fold curves are still to be drawn, once the pipe is idle
     while True:
         try:
+            while closed and not conn.poll(0):
+                closed.pop(0).draw_curves()
             msg = conn.recv()
         except (EOFError, OSError):
             break  # the study process is gone: everything it sent has been written
@@ -31,11 +35,12 @@ def _serve(conn: Connection) -> None:
             _, number, params, metric, worker, tracker.parent_id, started = msg
             # the run's start and end are the trial's, not the moments this process got to them
             runs[number] = tracker.start_trial(number, params, metric, worker, started_ms=started)
+            runs[number].curves_later = True
             _reply(conn, ("run_id", number, runs[number].run_id))
         elif op == "metrics":
             run = runs.get(msg[1])
             if run is not None:
-                run.add_metrics(msg[2])
+                run.add_metrics(msg[2], at=msg[3])
         elif op == "fold_done":
             run = runs.get(msg[1])
             if run is not None:
@@ -48,12 +53,31 @@ def _serve(conn: Connection) -> None:
             run = runs.pop(number, None)
             if run is not None:
                 run.end(state, value=value, attrs=attrs, traceback_text=tb, ended_ms=ended)
+                closed.append(run)
         elif op == "flush":
+            _draw_all(closed)
             incomplete = tracker.outage.settle()
             _reply(conn, ("flushed", dict(incomplete), tracker.outage.last_error))
         elif op == "close":
             break
+    _draw_all(closed)
     tracker.outage.settle()
+
+
+def _draw_all(closed: list[Any]) -> None:
+    while closed:
+        closed.pop(0).draw_curves()
+
+
+def _warm_matplotlib() -> None:
+    """Import matplotlib while the study sets up, not when the first trial ends."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.figure  # noqa: F401
+    except Exception:
+        pass  # the figures are drawn without it, or not at all
 
 
 def _reply(conn: Connection, message: Any) -> None:
