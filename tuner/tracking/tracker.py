@@ -29,13 +29,34 @@ __all__ = ["Tracker", "open_tracker"]
 # training runs: the classic run table, with metric columns, is what a study needs.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
+# The run table as tuner opens it: an experiment tag in the format of MLflow UI's "share
+# view" (the UI reads `mlflow.sharedViewState.<key>` when its URL says
+# ?viewStateShareKey=<key>; tuner.views.ui.VIEW_KEY). It shows every row's score: the
+# parent's best_cv_ and test_ metrics, each trial's cv_ metric and how far it got.
+VIEW_TAG = "mlflow.sharedViewState.tuner"
+
+
+def view_state(metric: str) -> str:
+    import json
+
+    columns = [
+        "attributes.`Models`",
+        f"metrics.`best_cv_{metric}`",
+        f"metrics.`test_{metric}`",
+        f"metrics.`cv_{metric}`",
+        "metrics.`cv_folds_done`",
+        "metrics.`epochs_trained`",
+        "tags.`tuner.diagnosis`",
+    ]
+    return json.dumps({"selectedColumns": columns})
+
 
 class Tracker:
     """One study's MLflow experiment and parent run."""
 
     enabled = True
 
-    def __init__(self, uri: str, experiment: str, study_name: str) -> None:
+    def __init__(self, uri: str, experiment: str, study_name: str, metric: str | None = None) -> None:
         from mlflow.tracking import MlflowClient
 
         bound_http_retries()
@@ -48,6 +69,8 @@ class Tracker:
         self.uri = uri
         self.experiment = experiment
         self.study_name = study_name
+        # the experiment's tags tuner sets: its kind, and the run table's view (needs the metric)
+        self._experiment_tags = {**EXPERIMENT_KIND, **({VIEW_TAG: view_state(metric)} if metric else {})}
         self.writer_mode = mode()
         self._writer: Any = None
         self.warnings: list[str] = []
@@ -65,9 +88,10 @@ class Tracker:
                         "or set mlflow.experiment to another name"
                     )
                 self._experiment_id = exp.experiment_id
-                if "mlflow.experimentKind" not in exp.tags and exp.tags.get("tuner.study"):
-                    for key, value in EXPERIMENT_KIND.items():  # made by an older tuner
-                        self.client.set_experiment_tag(exp.experiment_id, key, value)
+                if exp.tags.get("tuner.study"):  # made by tuner: an older one may lack a tag
+                    for key, value in self._experiment_tags.items():
+                        if exp.tags.get(key) != value and (key == VIEW_TAG or key not in exp.tags):
+                            self.client.set_experiment_tag(exp.experiment_id, key, value)
         except TunerError:
             raise
         except Exception as e:
@@ -83,7 +107,7 @@ class Tracker:
                 self._experiment_id = self.client.create_experiment(
                     self.experiment,
                     artifact_location=_artifact_location(self.uri, self.experiment),
-                    tags={"tuner.study": self.study_name, **EXPERIMENT_KIND},
+                    tags={"tuner.study": self.study_name, **self._experiment_tags},
                 )
             except Exception as e:
                 exp = self.client.get_experiment_by_name(self.experiment)  # another worker made it
@@ -362,7 +386,7 @@ def open_tracker(config: StudyConfig) -> Tracker | NullTracker:
 
     # A local store on a full or read-only disk: say so before MLflow creates its file.
     check_storage_writable(config.tracking_uri, "the MLflow store", "mlflow.tracking_uri")
-    return Tracker(config.tracking_uri, config.experiment_name, config.name)
+    return Tracker(config.tracking_uri, config.experiment_name, config.name, config.objective.metric)
 
 
 def _unreachable(uri: str, e: BaseException) -> TunerError:

@@ -41,10 +41,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def run_table_url(base: str, experiment_id: str | None) -> str:
-    """The URL of an experiment's run table in the MLflow UI (the UI's own route)."""
+# The experiment's shared view that tuner's tracker writes (tuner.tracking.tracker.VIEW_TAG):
+# the run table with the score columns shown. A URL with its key opens the table that way.
+VIEW_KEY = "tuner"
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+
+
+def run_table_url(base: str, experiment_id: str | None, view: bool = False) -> str:
+    """The URL of an experiment's run table in the MLflow UI (the UI's own route), in
+    MLflow 3's model-training navigation rather than the GenAI one; ``view``: in tuner's
+    shared view of the table (the score columns shown)."""
     base = base.rstrip("/")
-    return f"{base}/#/experiments/{experiment_id}/runs" if experiment_id else f"{base}/#/experiments"
+    if not experiment_id:
+        return f"{base}/#/experiments?workflowType=machine_learning"
+    query = "workflowType=machine_learning" + (f"&viewStateShareKey={VIEW_KEY}" if view else "")
+    return f"{base}/#/experiments/{experiment_id}/runs?{query}"
 
 
 def _check_port(host: str, port: int) -> None:
@@ -94,7 +105,8 @@ def mlflow_server_command(uri: str, host: str, port: int) -> tuple[list[str], di
     return cmd, env
 
 
-def _experiment_id(config: StudyConfig) -> str | None:
+def _experiment_id(config: StudyConfig) -> tuple[str | None, bool]:
+    """The study's experiment id, and whether it has tuner's shared view."""
     from mlflow.tracking import MlflowClient
 
     try:
@@ -104,7 +116,9 @@ def _experiment_id(config: StudyConfig) -> str | None:
             f"cannot read the MLflow store {mask_secrets(config.tracking_uri)}: "
             f"{mask_secrets(str(e).splitlines()[0] if str(e) else type(e).__name__)}"
         ) from None
-    return exp.experiment_id if exp is not None else None
+    if exp is None:
+        return None, False
+    return exp.experiment_id, VIEW_TAG in exp.tags
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], url: str, timeout: float) -> None:
@@ -166,16 +180,16 @@ def serve_ui(
     for p in ([port] if want_mlflow and not remote else []) + ([dashboard_port] if want_dashboard else []):
         _check_port(host, p)
     proc: subprocess.Popen[bytes] | None = None
-    exp_id = None
+    exp: tuple[str | None, bool] = (None, False)
     if want_mlflow and remote:
         _print_remote(config, out)
     elif want_mlflow:
-        proc, exp_id = _start_mlflow(config, host, port, debug, out)
+        proc, exp = _start_mlflow(config, host, port, debug, out)
     # SIGTERM and SIGINT both stop the servers, even where a shell started this in the
     # background with SIGINT ignored
     previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        _serve(config, proc, exp_id, host, port, dashboard_port if want_dashboard else None, out)
+        _serve(config, proc, exp, host, port, dashboard_port if want_dashboard else None, out)
     except KeyboardInterrupt:
         pass
     finally:
@@ -211,12 +225,12 @@ def _check_request(config: StudyConfig, host: str, want_mlflow: bool, want_dashb
 
 def _print_remote(config: StudyConfig, out: TextIO) -> None:
     """A remote tracking server is already running: print its run table's URL."""
-    exp_id = None
+    exp_id, view = None, False
     # one quick look for the experiment id, not MLflow's minutes of retries
     saved = {k: os.environ.get(k) for k in _QUICK_HTTP}
     os.environ.update(_QUICK_HTTP)
     try:
-        exp_id = _experiment_id(config)
+        exp_id, view = _experiment_id(config)
     except TunerError:
         pass  # the server may be down or need credentials; its URL is still the answer
     finally:
@@ -226,7 +240,7 @@ def _print_remote(config: StudyConfig, out: TextIO) -> None:
             else:
                 os.environ[k] = v
     print(
-        f"the study's tracking server is remote; its run table: {run_table_url(mask_secrets(config.tracking_uri), exp_id)}",
+        f"the study's tracking server is remote; its run table: {run_table_url(mask_secrets(config.tracking_uri), exp_id, view)}",
         file=out,
         flush=True,
     )
@@ -234,14 +248,15 @@ def _print_remote(config: StudyConfig, out: TextIO) -> None:
 
 def _start_mlflow(
     config: StudyConfig, host: str, port: int, debug: bool, out: TextIO
-) -> tuple[subprocess.Popen[bytes], str | None]:
-    """``mlflow server`` on the study's local store (which must exist already)."""
+) -> tuple[subprocess.Popen[bytes], tuple[str | None, bool]]:
+    """``mlflow server`` on the study's local store (which must exist already), and the
+    study's experiment (``_experiment_id``)."""
     uri = config.tracking_uri
     db = _sqlite_path(uri)
     if db is not None and not db.exists():
         raise StorageError(f"no MLflow store at {db} yet: run `tune {config.source_file}` first")
-    exp_id = _experiment_id(config)
-    if exp_id is None:
+    exp = _experiment_id(config)
+    if exp[0] is None:
         print(f"note: no experiment {config.experiment_name!r} in the store yet", file=out)
     cmd, env = mlflow_server_command(uri, host, port)
     proc = subprocess.Popen(
@@ -252,13 +267,13 @@ def _start_mlflow(
         start_new_session=True,  # its own group, so Ctrl-C here stops all of its workers
         preexec_fn=die_with_parent if sys.platform == "linux" else None,
     )
-    return proc, exp_id
+    return proc, exp
 
 
 def _serve(
     config: StudyConfig,
     proc: subprocess.Popen[bytes] | None,
-    exp_id: str | None,
+    exp: tuple[str | None, bool],
     host: str,
     port: int,
     dashboard_port: int | None,
@@ -269,7 +284,7 @@ def _serve(
     if proc is not None:
         base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
         _wait_ready(proc, base, READY_TIMEOUT)
-        print(f"MLflow UI: {run_table_url(f'http://{shown_host}:{port}', exp_id)}", file=out, flush=True)
+        print(f"MLflow UI: {run_table_url(f'http://{shown_host}:{port}', *exp)}", file=out, flush=True)
     if dashboard_port is not None:
         from optuna_dashboard import run_server
 

@@ -37,8 +37,11 @@ def test_is_loopback(host, loopback):
 
 
 def test_run_table_url_is_the_ui_route():
-    assert run_table_url("http://127.0.0.1:5000/", "7") == "http://127.0.0.1:5000/#/experiments/7/runs"
-    assert run_table_url("https://mlflow.corp", None) == "https://mlflow.corp/#/experiments"
+    ml = "workflowType=machine_learning"  # MLflow 3's model-training navigation, not GenAI's
+    assert run_table_url("http://127.0.0.1:5000/", "7") == f"http://127.0.0.1:5000/#/experiments/7/runs?{ml}"
+    assert run_table_url("https://mlflow.corp", None) == f"https://mlflow.corp/#/experiments?{ml}"
+    # tuner's shared view of the run table: the score columns shown
+    assert run_table_url("http://h:1", "7", view=True).endswith(f"/runs?{ml}&viewStateShareKey=tuner")
 
 
 def test_server_command_uses_the_study_store_and_artifacts_beside_it(tmp_path):
@@ -170,3 +173,15 @@ def test_children_die_with_a_killed_parent():
     else:
         os.kill(child, signal.SIGKILL)
         pytest.fail("the child outlived its SIGKILLed parent")
+
+
+def test_the_tracker_writes_the_view_the_ui_url_opens():
+    """The run table's view is an experiment tag the tracker writes and the URL names."""
+    import json
+
+    from tuner.tracking.tracker import VIEW_TAG, view_state
+    from tuner.views.ui import VIEW_TAG as UI_VIEW_TAG
+
+    assert VIEW_TAG == UI_VIEW_TAG
+    columns = json.loads(view_state("f1_macro"))["selectedColumns"]
+    assert {"metrics.`best_cv_f1_macro`", "metrics.`test_f1_macro`", "metrics.`cv_f1_macro`"} <= set(columns)
