@@ -225,9 +225,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "finish":
         from tuner.run.runner import run_study
+        from tuner.run.stores import load_existing
         from tuner.views.report import render
 
-        _load_existing(config)  # a study must exist before it can be finished
+        load_existing(config)  # a study must exist before it can be finished
         summary = run_study(config, optimize=False, finish_early=True)
         print()
         print(render(summary))
@@ -249,7 +250,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace, config: StudyConfig) -> int:
     """``tune status``, ``report`` and ``best``: read the study, never write to it."""
-    study = _load_existing(config)
+    from tuner.run.stores import load_existing
+
+    study = load_existing(config)
     if args.command == "status":
         from tuner.views.status import render_status, study_status
 
@@ -305,23 +308,6 @@ def _run_workers(args: argparse.Namespace, config: StudyConfig) -> int:
     if code == 130:
         raise KeyboardInterrupt
     return code
-
-
-def _load_existing(config: StudyConfig) -> Any:
-    import optuna
-
-    from tuner.errors import StorageError
-    from tuner.storage.backends import build_storage
-    from tuner.storage.urls import describe
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = build_storage(config.storage_url, create=False)
-    try:
-        return optuna.load_study(study_name=config.name, storage=storage)
-    except KeyError:
-        raise StorageError(
-            f"no study {config.name!r} in {describe(config.storage_url)}: run `tune STUDY.yaml` first"
-        ) from None
 
 
 def _init(path: Path) -> int:

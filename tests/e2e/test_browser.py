@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
 import yaml
@@ -30,6 +31,8 @@ ENV = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONWARNINGS": "igno
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
 NAME = "browser-iris"
+REGISTERED = "browser-iris-mlp"
+METRIC = "balanced_accuracy"
 
 
 def _tune(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -47,6 +50,8 @@ def study_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "training.batch_size": 32,
             "search_space.width": {"int": [8, 16], "step": 8},
             "budget.n_trials": 3,
+            "mlflow.log_model": True,
+            "mlflow.register": REGISTERED,
         }
     )
     (d / "study.yaml").write_text(yaml.safe_dump(doc))
@@ -128,7 +133,11 @@ def _report(study_dir: Path) -> dict:
 def test_ui_serves_the_study_store_and_prints_its_run_table(study_dir, ui):
     url, port, _ = ui
     exp_id = _report(study_dir)["mlflow"]["experiment_id"]
-    assert url == f"http://127.0.0.1:{port}/#/experiments/{exp_id}/runs"
+    # the model-training navigation, and tuner's shared view: the score columns shown
+    assert url == (
+        f"http://127.0.0.1:{port}/#/experiments/{exp_id}/runs"
+        "?workflowType=machine_learning&viewStateShareKey=tuner"
+    )
     req = urllib.request.Request(
         f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search",
         data=json.dumps({"experiment_ids": [exp_id], "max_results": 100}).encode(),
@@ -142,6 +151,11 @@ def test_ui_serves_the_study_store_and_prints_its_run_table(study_dir, ui):
     assert [n for n in names if n.startswith("trial-")] == [f"trial-00{i} complete" for i in range(3)]
     # the study plots sit on the parent run
     parent = next(r for r in runs if r["info"]["run_name"] == f"study {NAME}")["info"]["run_id"]
+    # tune report --json says where the refit's run and model are
+    refit = _report(study_dir)["refit"]
+    refit_run = next(r for r in runs if r["info"]["run_name"].startswith("refit "))
+    assert refit["run_id"] == refit_run["info"]["run_id"]
+    assert refit["model_uri"].startswith("models:/m-") and refit["registered"]["name"] == REGISTERED
     with urllib.request.urlopen(
         f"http://127.0.0.1:{port}/api/2.0/mlflow/artifacts/list?run_id={parent}&path=plots", timeout=30
     ) as r:
@@ -150,13 +164,26 @@ def test_ui_serves_the_study_store_and_prints_its_run_table(study_dir, ui):
     assert files == ["learning_curves.png", "optimization_history.png", "parallel_coordinate.png"]
 
 
+def _cell(page, run_name: str, col_id: str) -> str:
+    """The text of a run-table cell: the row is found by its run name (AG Grid splits a
+    row between its pinned and scrolling parts; both carry the row index)."""
+    name = page.locator("[col-id='attributes.`Run Name`']").filter(has_text=run_name).first
+    row = name.evaluate("e => e.closest('[row-index]').getAttribute('row-index')")
+    return page.locator(f"[row-index='{row}'] [col-id='{col_id}']").first.inner_text().strip()
+
+
 @pytest.mark.browser
-def test_mlflow_ui_lists_the_parent_and_trial_runs_in_chromium(study_dir, ui):
+def test_mlflow_ui_shows_scores_trials_and_the_refit_model_in_chromium(study_dir, ui):
+    """The run table opens in the classic model-training view with tuner's columns: the
+    parent's best_cv_ and test_ values on its row, every trial's cv_ score under it; a
+    trial's page has its fold curves; the refit's page shows the model and its registry
+    version. Screenshots under test-artifacts/ (looked at before issue #15 was resolved)."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (CI's .ci/run installs it)")
     from playwright.sync_api import sync_playwright
 
     url, _, _ = ui
+    report = _report(study_dir)
     ARTIFACTS.mkdir(exist_ok=True)
     flags = [
         "--no-sandbox",
@@ -173,28 +200,73 @@ def test_mlflow_ui_lists_the_parent_and_trial_runs_in_chromium(study_dir, ui):
             page.goto(url)
             parent = f"study {NAME}"
             page.get_by_text(parent, exact=True).first.wait_for(timeout=90_000)
-            close = page.get_by_role("button", name="Close")  # MLflow 3's assistant panel hides columns
+            close = page.get_by_role("button", name="Close")  # MLflow 3's assistant panel, if open
             if close.count():
                 close.first.click()
+            # the model-training navigation, not the GenAI one
+            page.get_by_text("Model registry", exact=True).wait_for(timeout=30_000)
+            assert "Evaluation runs" not in page.inner_text("body")
+            # the parent's row is the study's summary, before anything is expanded
+            best_cv = _cell(page, parent, f"metrics.`best_cv_{METRIC}`")
+            test = _cell(page, parent, f"metrics.`test_{METRIC}`")
+            assert float(best_cv) == pytest.approx(report["best"]["cv_mean"], abs=1e-6)
+            assert float(test) == pytest.approx(report["test"]["score"], abs=1e-6)
             name_cells = page.locator("[col-id='attributes.`Run Name`']")
             # the trials are nested under the parent, collapsed: expand it as a person would
             name_cells.filter(has_text=parent).locator("button").first.click()
             page.get_by_text("trial-002 complete", exact=True).wait_for(timeout=30_000)
+            page.get_by_text(re.compile(r"^refit trial-00\d$")).first.wait_for(timeout=30_000)
             page.screenshot(path=str(ARTIFACTS / "mlflow-run-table.png"))
             shown = [n.strip() for n in name_cells.locator("a").all_inner_texts()]
             assert shown[0] == parent
-            assert sorted(n for n in shown if n.startswith("trial-")) == [
-                f"trial-00{i} complete" for i in range(3)
-            ]
-            assert any(re.fullmatch(r"refit trial-00\d", n) for n in shown)
-            # a trial's page: its name, its parent, its state as a tag, its description
-            page.get_by_text("trial-001 complete", exact=True).click()
-            page.wait_for_url(re.compile(r".*/runs/[0-9a-f]{32}"), timeout=30_000)
+            trials = sorted(n for n in shown if n.startswith("trial-"))
+            assert trials == [f"trial-00{i} complete" for i in range(3)]
+            for name in trials:  # every trial row has its score
+                float(_cell(page, name, f"metrics.`cv_{METRIC}`"))
+            refit = next(n for n in shown if re.fullmatch(r"refit trial-00\d", n))
+            links = {
+                n.strip(): a
+                for n, a in zip(
+                    name_cells.locator("a").all_inner_texts(), name_cells.locator("a").all(), strict=True
+                )
+            }
+            trial_url = urljoin(page.url, links["trial-001 complete"].get_attribute("href"))
+            refit_url = urljoin(page.url, links[refit].get_attribute("href"))
+            # MLflow 3.17 keeps a per-browser GenAI / Model training switch (GenAI until
+            # chosen), which run pages follow; the docs say to choose "Model training" once
+            page.goto(url.split("#")[0] + "#/experiments")
+            page.get_by_text("Model training", exact=True).first.click()
+            page.wait_for_function("localStorage.getItem('mlflow.workflowType_v1') !== null", timeout=30_000)
+
+            # a trial's page: its parent, its state, its fold curves among its artifacts
+            page.goto(trial_url)
             page.get_by_text("Parent run", exact=True).wait_for(timeout=30_000)
             page.get_by_text("tuner.state", exact=True).first.wait_for(timeout=30_000)
             page.get_by_role("link", name=parent).first.wait_for(timeout=30_000)  # the parent link
             assert "trial-001 complete" in page.inner_text("body")
+            page.get_by_text("Model registry", exact=True).wait_for(timeout=30_000)  # the switch held
             page.screenshot(path=str(ARTIFACTS / "mlflow-trial-run.png"), full_page=True)
+            page.get_by_role("tab", name="Artifacts").click()
+            page.get_by_text("fold_curves.png", exact=True).first.click()
+            page.locator("img[src*='fold_curves.png'], img[src^='blob:']").first.wait_for(timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "mlflow-trial-fold-curves.png"))
+
+            # the refit's page: its description names the model; the model and its version
+            page.goto(refit_url)
+            page.get_by_text("Registered models", exact=True).wait_for(timeout=30_000)
+            page.get_by_role("link", name=REGISTERED).first.wait_for(timeout=30_000)
+            assert report["refit"]["model_uri"] in page.inner_text("body")  # description and tags
+            page.screenshot(path=str(ARTIFACTS / "mlflow-refit-run.png"), full_page=True)
+            page.get_by_role("tab", name="Artifacts").click()
+            page.get_by_text("model", exact=True).first.click()  # the run's own model/ folder
+            page.get_by_text("recipe.json", exact=True).first.wait_for(timeout=30_000)
+            page.get_by_text("state_dict.pt", exact=True).first.wait_for(timeout=30_000)
+            page.get_by_text("README.md", exact=True).first.click()  # the lines that load it
+            page.get_by_text("tuner.load_refit", exact=False).first.wait_for(timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "mlflow-refit-artifacts.png"))
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "mlflow-failure.png"), full_page=True)
+            raise
         finally:
             browser.close()
     assert (ARTIFACTS / "mlflow-run-table.png").stat().st_size > 10_000
@@ -276,6 +348,15 @@ def test_dashboard_only_serves_the_study_storage(study_dir):
                 assert time.monotonic() < deadline, "optuna-dashboard did not answer"
                 time.sleep(0.3)
         assert [s["study_name"] for s in studies] == [NAME]
+        # the lockbox, readable there: the test score and how often it was looked at, as values
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/api/studies/{studies[0]['study_id']}", timeout=30
+        ) as r:
+            attrs = {a["key"]: a["value"] for a in json.load(r)["user_attrs"]}
+        report = _report(study_dir)
+        assert float(attrs[f"test_{METRIC}"]) == pytest.approx(report["test"]["score"])
+        assert attrs["test_scored"].startswith("1 time(s), for trial(s) #")
+        assert attrs["refit_model"] == report["refit"]["model_uri"]
     finally:
         code = _interrupt(proc)
     assert code == 0

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tuner.storage.records import LOCKBOX_ATTR, scorings
+from tuner.storage.records import LOCKBOX_ATTR, record_scorings, scorings
 from tuner.views.progress import Heartbeat
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ def _score(
             "budget": config.budget.n_trials,
             "search_cut_short": trials_finished is not None and trials_finished < config.budget.n_trials,
         }
-        study.set_user_attr(LOCKBOX_ATTR, history + [entry])
+        record_scorings(study, history + [entry])
         from sklearn.metrics import confusion_matrix
 
         cm = confusion_matrix(y_test, proba.argmax(axis=1), labels=np.arange(dataset.n_classes))
@@ -122,9 +122,14 @@ def _score(
             tracker.log_test_looks(history + [entry], config.objective.metric)
         if refit_id:
             try:
-                _log_refit(tracker, refit_id, entry, cm, dataset, model, y_test, proba, config, curve)
+                _log_refit(tracker, refit_id, entry, cm, dataset, y_test, proba, config, curve)
+                taken = _log_takeaway(tracker, refit_id, entry, model, dataset, config, best, history, say)
+                if taken:  # the model's address and registry version, beside the score
+                    entry.update(taken)
+                    record_scorings(study, history + [entry])
             except Exception as e:  # the score is on the study already; tracking must not undo it
                 tracker.warn(f"the refit's MLflow run {refit_id} is incomplete: {e}")
+            _end_run(tracker, refit_id)
         return {**entry, "reused": False, "confusion_matrix": cm.tolist()}
     except BaseException as e:
         if refit_id:
@@ -186,7 +191,6 @@ def _log_refit(
     entry: dict[str, Any],
     cm: np.ndarray,
     dataset: Any,
-    model: Any,
     y_test: np.ndarray,
     proba: np.ndarray,
     config: StudyConfig,
@@ -239,12 +243,17 @@ def _log_refit(
             _log_pr_curve(client, run_id, y_test, proba[:, 1], names[1])
         except Exception as e:
             tracker.warn(f"could not draw the precision-recall curve: {e}")
-    if config.mlflow.log_model:
-        try:
-            _log_model(tracker, run_id, model, dataset)
-        except Exception as e:
-            tracker.warn(f"could not log the refit model to MLflow: {e}")
-    client.set_terminated(run_id, status="FINISHED")
+
+
+def _end_run(tracker: Any, run_id: str) -> None:
+    """Close the refit run; while MLflow is down, retried when the study ends."""
+
+    def close() -> None:
+        tracker.client.set_terminated(run_id, status="FINISHED")
+
+    ok, _ = tracker.outage.call(close)
+    if not ok:
+        tracker.outage.defer("the refit run", close)
 
 
 def _user() -> str:
@@ -289,17 +298,46 @@ def _log_pr_curve(client: Any, run_id: str, y: np.ndarray, p1: np.ndarray, posit
     plt.close(fig)
 
 
-def _log_model(tracker: Any, run_id: str, model: Any, dataset: Any) -> None:
-    import mlflow
-    import mlflow.pytorch
-    import torch
+def _log_takeaway(
+    tracker: Any,
+    run_id: str,
+    entry: dict[str, Any],
+    model: Any,
+    dataset: Any,
+    config: StudyConfig,
+    best: Any,
+    history: list[dict[str, Any]],
+    say: Any,
+) -> dict[str, Any]:
+    """The model on the refit run and, when asked, in the registry (``tuner.run.takeaway``):
+    what the lockbox entry records of it."""
+    if not config.mlflow.log_model:
+        return {}
+    from mlflow.entities import RunTag
 
-    mlflow.set_tracking_uri(tracker.uri)
-    example = dataset.X[:2]
-    with mlflow.start_run(run_id=run_id):
-        mlflow.pytorch.log_model(
-            model.cpu().eval(),
-            name="model",
-            input_example=example,
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-        )
+    from tuner.run.takeaway import log_refit_model, refit_note, register_refit
+
+    try:
+        logged = log_refit_model(tracker, run_id, model, dataset, config, best)
+    except Exception as e:
+        tracker.warn(f"could not log the refit model to MLflow: {e}")
+        return {}
+    out: dict[str, Any] = {"model_uri": logged["model_uri"], "model_artifacts": logged["artifacts"]}
+    try:
+        registered = register_refit(tracker, config, run_id, logged["model_uri"], entry, history)
+    except Exception as e:
+        name = config.mlflow.register_config.name if config.mlflow.register_config else "?"
+        registered = {"name": name, "skipped": f"the registry refused it: {e}"}
+    if registered:
+        out["registered"] = registered
+        if registered.get("skipped"):
+            tracker.warn(
+                f"the refit model was not registered as {registered['name']}: {registered['skipped']}"
+            )
+        else:
+            say(
+                f"registered the refit model as {registered['name']} version {registered['version']} "
+                f"(alias @{registered['alias']})"
+            )
+    tracker.client.log_batch(run_id, tags=[RunTag("mlflow.note.content", refit_note(run_id, entry, out))])
+    return out

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tuner.config import StudyConfig
 
-__all__ = ["open_stores"]
+__all__ = ["load_existing", "open_stores"]
 
 
 def open_stores(config: StudyConfig, start_writer: bool = False) -> tuple[Any, Any]:
@@ -39,3 +39,21 @@ def open_stores(config: StudyConfig, start_writer: bool = False) -> tuple[Any, A
     if start_writer:
         tracker.start_writer()
     return storage, tracker
+
+
+def load_existing(config: StudyConfig) -> Any:
+    """The study as it is in its storage (made by an earlier `tune`); creates nothing."""
+    import optuna
+
+    from tuner.errors import StorageError
+    from tuner.storage.backends import build_storage
+    from tuner.storage.urls import describe
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = build_storage(config.storage_url, create=False)
+    try:
+        return optuna.load_study(study_name=config.name, storage=storage)
+    except KeyError:
+        raise StorageError(
+            f"no study {config.name!r} in {describe(config.storage_url)}: run `tune STUDY.yaml` first"
+        ) from None

@@ -6,7 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["LOCKBOX_ATTR", "PREFLIGHT_ATTR", "STOPPED_ATTR", "record_stop", "scorings", "stopped"]
+__all__ = [
+    "LOCKBOX_ATTR",
+    "PREFLIGHT_ATTR",
+    "STOPPED_ATTR",
+    "record_scorings",
+    "record_stop",
+    "scorings",
+    "stopped",
+]
 
 LOCKBOX_ATTR = "tuner_lockbox"
 PREFLIGHT_ATTR = "tuner_preflight_warnings"  # the last run's pre-flight warnings, for `tune report`
@@ -15,6 +23,26 @@ PREFLIGHT_ATTR = "tuner_preflight_warnings"  # the last run's pre-flight warning
 def scorings(study: Any) -> list[dict[str, Any]]:
     """Every recorded scoring of the test split, oldest first."""
     return list(study.user_attrs.get(LOCKBOX_ATTR, []))
+
+
+def record_scorings(study: Any, history: list[dict[str, Any]]) -> None:
+    """Write the lockbox (every scoring, as JSON) and, beside it, what a person reads in
+    optuna-dashboard's or Optuna CLI's study attributes: ``test_<metric>`` (the first
+    look, the unbiased estimate), ``test_scored`` (how often, for which trials, when)
+    and ``refit_model`` (the latest refit's model URI)."""
+    study.set_user_attr(LOCKBOX_ATTR, history)
+    if not history:
+        return
+    first, last = history[0], history[-1]
+    study.set_user_attr(f"test_{first['metric']}", float(first["score"]))
+    trials = ", ".join(f"#{n}" for n in dict.fromkeys(e["trial_number"] for e in history))
+    study.set_user_attr(
+        "test_scored",
+        f"{len(history)} time(s), for trial(s) {trials}; first at {first['scored_at']} on "
+        f"{first.get('n_test')} rows: the first look is the unbiased estimate",
+    )
+    if last.get("model_uri"):
+        study.set_user_attr("refit_model", str(last["model_uri"]))
 
 
 STOPPED_ATTR = "tuner_stopped"

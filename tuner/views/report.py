@@ -32,7 +32,8 @@ def summarize(config: StudyConfig, study: Any, extra: dict[str, Any] | None = No
         }
     except ValueError:
         pass
-    test = _test_summary(scorings(study), best, config.direction)
+    history = scorings(study)
+    test = _test_summary(history, best, config.direction)
     summary = {
         "study": config.name,
         "metric": config.objective.metric,
@@ -47,7 +48,9 @@ def summarize(config: StudyConfig, study: Any, extra: dict[str, Any] | None = No
             "experiment_id": study.user_attrs.get("tuner_mlflow_experiment_id"),
             "parent_run_id": study.user_attrs.get("tuner_mlflow_parent_run_id"),
             "study_plots": list(study.user_attrs.get("tuner_study_plots", [])),
+            "ui_url": _ui_url(config, study.user_attrs.get("tuner_mlflow_experiment_id")),
         },
+        "refit": _refit(history),
     }
     from tuner.storage.records import PREFLIGHT_ATTR
 
@@ -58,6 +61,36 @@ def summarize(config: StudyConfig, study: Any, extra: dict[str, Any] | None = No
     if extra and extra.get("test", {}).get("reused"):
         summary["test_reused"] = True
     return summary
+
+
+def _ui_url(config: StudyConfig, experiment_id: str | None) -> str | None:
+    """The study's run table in the MLflow UI: on its tracking server, or None for a local
+    store (no server runs: `tune ui` serves it and prints this URL)."""
+    from tuner.secrets import mask_secrets
+    from tuner.views.ui import run_table_url
+
+    uri = config.tracking_uri
+    if not config.mlflow.enabled or not experiment_id or not uri.startswith(("http://", "https://")):
+        return None
+    return run_table_url(mask_secrets(uri), experiment_id, view=True)
+
+
+def _refit(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The latest refit, the model to take away: its MLflow run, its model, its registry
+    version, and the line that loads it for further training. (The test score to publish
+    is the first look's, under ``test``.)"""
+    if not history:
+        return None
+    last = history[-1]
+    run_id = last.get("mlflow_run_id")
+    return {
+        "trial_number": last["trial_number"],
+        "run_id": run_id,
+        "model_uri": last.get("model_uri"),
+        "model_artifacts": last.get("model_artifacts"),
+        "registered": last.get("registered"),
+        "load": f'tuner.load_refit("runs:/{run_id}")' if run_id and last.get("model_artifacts") else None,
+    }
 
 
 def _compute(config: StudyConfig, trials: list[Any]) -> dict[str, Any]:
@@ -166,10 +199,28 @@ def render(summary: dict[str, Any]) -> str:
             shown = f"{v:.4g}" if isinstance(v, float) else str(v)
             lines.append(f"    {k:<{width}}  {shown}")
     lines += _render_test(summary)
+    lines += _render_refit(summary)
     from tuner.views.findings import render_findings
 
     lines.extend(render_findings(summary))
     return "\n".join(lines)
+
+
+def _render_refit(summary: dict[str, Any]) -> list[str]:
+    """Where the refit model is, and whether it was registered."""
+    refit = summary.get("refit") or {}
+    lines = []
+    if refit.get("model_uri"):
+        lines.append(f"refit model: {refit['model_uri']} (MLflow run {refit['run_id']})")
+        lines.append(f"    train it further: model = {refit['load']}; model.fine_tune(X, y, epochs=5)")
+    reg = refit.get("registered")
+    if reg and reg.get("skipped"):
+        lines.append(f"not registered as {reg['name']}: {reg['skipped']}")
+    elif reg:
+        lines.append(f"registered: models:/{reg['name']}@{reg['alias']} (version {reg['version']})")
+    if (summary.get("mlflow") or {}).get("ui_url"):
+        lines.append(f"MLflow UI: {summary['mlflow']['ui_url']}")
+    return lines
 
 
 def _render_test(summary: dict[str, Any]) -> list[str]:
