@@ -15,13 +15,13 @@ from tuner.config.sections import (
     DataConfig,
     DivergenceConfig,
     FoldPruningConfig,
-    MlflowConfig,
     ModelConfig,
     ObjectiveConfig,
     PrunerConfig,
     SamplerConfig,
     TrainingConfig,
 )
+from tuner.config.tracking import MlflowConfig, RegisterConfig
 
 __all__ = [
     "BudgetConfig",
@@ -29,6 +29,7 @@ __all__ = [
     "DivergenceConfig",
     "FoldPruningConfig",
     "MlflowConfig",
+    "RegisterConfig",
     "ModelConfig",
     "ObjectiveConfig",
     "PrunerConfig",

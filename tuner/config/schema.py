@@ -22,7 +22,6 @@ from tuner.config.sections import (
     DataConfig,
     DivergenceConfig,
     FoldPruningConfig,
-    MlflowConfig,
     ModelConfig,
     ObjectiveConfig,
     PrunerConfig,
@@ -30,6 +29,7 @@ from tuner.config.sections import (
     TrainingConfig,
     _Strict,
 )
+from tuner.config.tracking import MlflowConfig
 
 __all__ = ["StudyConfig"]
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuner.errors import TunerError
 from tuner.secrets import mask_secrets
+from tuner.tracking.experiment_view import EXPERIMENT_KIND, VIEW_TAG, view_state
 from tuner.tracking.null import NullTracker
 from tuner.tracking.outage import Outage, bound_http_retries, check_tracking_database
 from tuner.tracking.rows import now_ms
@@ -23,32 +24,6 @@ if TYPE_CHECKING:
     from tuner.config import StudyConfig
 
 __all__ = ["Tracker", "open_tracker"]
-
-
-# MLflow 3's UI opens an experiment in its GenAI view unless this tag says it holds model
-# training runs: the classic run table, with metric columns, is what a study needs.
-EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
-
-# The run table as tuner opens it: an experiment tag in the format of MLflow UI's "share
-# view" (the UI reads `mlflow.sharedViewState.<key>` when its URL says
-# ?viewStateShareKey=<key>; tuner.views.ui.VIEW_KEY). It shows every row's score: the
-# parent's best_cv_ and test_ metrics, each trial's cv_ metric and how far it got.
-VIEW_TAG = "mlflow.sharedViewState.tuner"
-
-
-def view_state(metric: str) -> str:
-    import json
-
-    columns = [
-        "attributes.`Models`",
-        f"metrics.`best_cv_{metric}`",
-        f"metrics.`test_{metric}`",
-        f"metrics.`cv_{metric}`",
-        "metrics.`cv_folds_done`",
-        "metrics.`epochs_trained`",
-        "tags.`tuner.diagnosis`",
-    ]
-    return json.dumps({"selectedColumns": columns})
 
 
 class Tracker:

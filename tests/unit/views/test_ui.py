@@ -179,7 +179,7 @@ def test_the_tracker_writes_the_view_the_ui_url_opens():
     """The run table's view is an experiment tag the tracker writes and the URL names."""
     import json
 
-    from tuner.tracking.tracker import VIEW_TAG, view_state
+    from tuner.tracking.experiment_view import VIEW_TAG, view_state
     from tuner.views.ui import VIEW_TAG as UI_VIEW_TAG
 
     assert VIEW_TAG == UI_VIEW_TAG
