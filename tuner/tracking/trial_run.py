@@ -42,7 +42,7 @@ class TrialRun:
         self._pending: list[Any] = []
         self._params: list[Any] = []  # sent with the first batch: one MLflow call fewer
         self.curves = FoldCurves(metric)  # drawn as fold_curves.png when the run closes
-        # the writer process draws it once its pipe is idle instead (draw_curves), so that
+        # the writer process draws it on a thread of its own instead (draw_curves), so that
         # drawing never holds up the next trial's run
         self.curves_later = False
         self._state = ""

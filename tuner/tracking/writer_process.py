@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -20,13 +21,16 @@ def _serve(conn: Connection) -> None:
     msg = conn.recv()
     _, uri, experiment, study_name = msg
     tracker = Tracker(uri, experiment, study_name)  # inline: main() set TUNER_MLFLOW_WRITER
-    _warm_matplotlib()
+    # The fold curves are drawn on a thread of their own: a trial's end waits for the next
+    # trial's run id, and a figure being drawn here must never hold that up (a tiny trial
+    # waited 2.5 s for one on a loaded CI machine). Figures are bare matplotlib Figures
+    # (no pyplot state), drawn one at a time.
+    drawer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fold-curves")
+    drawer.submit(_warm_matplotlib)
+    drawing: list[Future[None]] = []
     runs: dict[int, Any] = {}
-    closed: list[Any] = []  # runs whose fold curves are still to be drawn, once the pipe is idle
     while True:
         try:
-            while closed and not conn.poll(0):
-                closed.pop(0).draw_curves()
             msg = conn.recv()
         except (EOFError, OSError):
             break  # the study process is gone: everything it sent has been written
@@ -53,20 +57,15 @@ def _serve(conn: Connection) -> None:
             run = runs.pop(number, None)
             if run is not None:
                 run.end(state, value=value, attrs=attrs, traceback_text=tb, ended_ms=ended)
-                closed.append(run)
+                drawing = [f for f in drawing if not f.done()] + [drawer.submit(run.draw_curves)]
         elif op == "flush":
-            _draw_all(closed)
+            wait(drawing)  # a flush means every write sent so far has been made
             incomplete = tracker.outage.settle()
             _reply(conn, ("flushed", dict(incomplete), tracker.outage.last_error))
         elif op == "close":
             break
-    _draw_all(closed)
+    drawer.shutdown(wait=True)
     tracker.outage.settle()
-
-
-def _draw_all(closed: list[Any]) -> None:
-    while closed:
-        closed.pop(0).draw_curves()
 
 
 def _warm_matplotlib() -> None:
