@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -51,12 +52,29 @@ class Interrupts:
     def install(self) -> Callable[[], None]:
         """Handle SIGINT and SIGTERM; returns what puts the previous handlers back."""
         previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        hook = sys.unraisablehook
+        sys.unraisablehook = _quiet_interrupts(hook)
 
         def restore() -> None:
             for s, handler in previous.items():
                 signal.signal(s, handler)
+            sys.unraisablehook = hook
 
         return restore
+
+
+def _quiet_interrupts(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """An unraisable-exception hook that drops ``Interrupted``: raised in a finalizer that
+    ``_in_finalizer`` cannot recognise (a library's weakref callback, e.g. SQLAlchemy's
+    ``InstanceState._cleanup``), Python would print it with a traceback and drop it. The
+    interrupt is still pending, and the next check raises it where it can be handled."""
+
+    def quiet(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, Interrupted):
+            return
+        hook(unraisable)
+
+    return quiet
 
 
 def _in_finalizer(frame: Any) -> bool:
