@@ -55,9 +55,9 @@ class MlflowConfig(_Strict):
     )
     experiment: str | None = Field(default=None, min_length=1, description="default: the study name")
     log_model: bool = True
-    # `register` is also ABCMeta's method on every pydantic model: the field is
-    # `registry` in Python, `register` in the study file
-    # a bare string is the name (the schema says so; the validator makes it a RegisterConfig)
+    # `register` is also ABCMeta's method on every pydantic model: the field is `registry`
+    # in Python, `register` in the study file. A bare string is the name (the schema says
+    # so); the validator makes it a RegisterConfig, which `register_config` returns.
     registry: RegisterConfig | str | None = Field(
         default=None,
         alias="register",

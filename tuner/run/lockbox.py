@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tuner.run.takeaway import take_away
 from tuner.storage.records import LOCKBOX_ATTR, record_scorings, scorings
 from tuner.views.progress import Heartbeat
 
@@ -123,7 +124,7 @@ def _score(
         if refit_id:
             try:
                 _log_refit(tracker, refit_id, entry, cm, dataset, y_test, proba, config, curve)
-                taken = _log_takeaway(tracker, refit_id, entry, model, dataset, config, best, history, say)
+                taken = take_away(tracker, refit_id, entry, model, dataset, config, best, history, say)
                 if taken:  # the model's address and registry version, beside the score
                     entry.update(taken)
                     record_scorings(study, history + [entry])
@@ -296,48 +297,3 @@ def _log_pr_curve(client: Any, run_id: str, y: np.ndarray, p1: np.ndarray, posit
     ax.legend(loc="lower left")
     client.log_figure(run_id, fig, "precision_recall_curve.png")
     plt.close(fig)
-
-
-def _log_takeaway(
-    tracker: Any,
-    run_id: str,
-    entry: dict[str, Any],
-    model: Any,
-    dataset: Any,
-    config: StudyConfig,
-    best: Any,
-    history: list[dict[str, Any]],
-    say: Any,
-) -> dict[str, Any]:
-    """The model on the refit run and, when asked, in the registry (``tuner.run.takeaway``):
-    what the lockbox entry records of it."""
-    if not config.mlflow.log_model:
-        return {}
-    from mlflow.entities import RunTag
-
-    from tuner.run.takeaway import log_refit_model, refit_note, register_refit
-
-    try:
-        logged = log_refit_model(tracker, run_id, model, dataset, config, best)
-    except Exception as e:
-        tracker.warn(f"could not log the refit model to MLflow: {e}")
-        return {}
-    out: dict[str, Any] = {"model_uri": logged["model_uri"], "model_artifacts": logged["artifacts"]}
-    try:
-        registered = register_refit(tracker, config, run_id, logged["model_uri"], entry, history)
-    except Exception as e:
-        name = config.mlflow.register_config.name if config.mlflow.register_config else "?"
-        registered = {"name": name, "skipped": f"the registry refused it: {e}"}
-    if registered:
-        out["registered"] = registered
-        if registered.get("skipped"):
-            tracker.warn(
-                f"the refit model was not registered as {registered['name']}: {registered['skipped']}"
-            )
-        else:
-            say(
-                f"registered the refit model as {registered['name']} version {registered['version']} "
-                f"(alias @{registered['alias']})"
-            )
-    tracker.client.log_batch(run_id, tags=[RunTag("mlflow.note.content", refit_note(run_id, entry, out))])
-    return out

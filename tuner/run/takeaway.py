@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from objectives.export import RefitModel
     from tuner.config import StudyConfig
 
-__all__ = ["load_refit", "log_refit_model", "register_refit"]
+__all__ = ["load_refit", "log_refit_model", "register_refit", "take_away"]
 
 ARTIFACT = "model"
 
@@ -39,6 +39,50 @@ def snippet(ref: str) -> str:
         f'model = tuner.load_refit("{ref}")  # a torch.nn.Module in model.module\n'
         "model.fine_tune(X_new, y_new, epochs=5)  # the best trial's optimizer, lr, batch size\n"
     )
+
+
+def take_away(
+    tracker: Any,
+    run_id: str,
+    entry: dict[str, Any],
+    model: Any,
+    dataset: Any,
+    config: StudyConfig,
+    best: Any,
+    history: list[dict[str, Any]],
+    say: Any,
+) -> dict[str, Any]:
+    """The model on the refit run and, when asked, in the registry; its description says
+    where both are. Returns what the lockbox entry records of it (empty when
+    ``mlflow.log_model`` is off or the model could not be logged)."""
+    if not config.mlflow.log_model:
+        return {}
+    from mlflow.entities import RunTag
+
+    try:
+        logged = log_refit_model(tracker, run_id, model, dataset, config, best)
+    except Exception as e:
+        tracker.warn(f"could not log the refit model to MLflow: {e}")
+        return {}
+    out: dict[str, Any] = {"model_uri": logged["model_uri"], "model_artifacts": logged["artifacts"]}
+    try:
+        registered = register_refit(tracker, config, run_id, logged["model_uri"], entry, history)
+    except Exception as e:
+        name = config.mlflow.register_config.name if config.mlflow.register_config else "?"
+        registered = {"name": name, "skipped": f"the registry refused it: {e}"}
+    if registered:
+        out["registered"] = registered
+        if registered.get("skipped"):
+            tracker.warn(
+                f"the refit model was not registered as {registered['name']}: {registered['skipped']}"
+            )
+        else:
+            say(
+                f"registered the refit model as {registered['name']} version {registered['version']} "
+                f"(alias @{registered['alias']})"
+            )
+    tracker.client.log_batch(run_id, tags=[RunTag("mlflow.note.content", refit_note(run_id, entry, out))])
+    return out
 
 
 def log_refit_model(

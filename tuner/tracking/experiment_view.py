@@ -11,7 +11,7 @@ EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 # The run table as tuner opens it: an experiment tag in the format of MLflow UI's "share
 # view" (the UI reads `mlflow.sharedViewState.<key>` when its URL says
-# ?viewStateShareKey=<key>; tuner.views.ui.VIEW_KEY). It shows every row's score: the
+# ?viewStateShareKey=<key>; tuner.views.ui.VIEW_KEY names it). It shows every row's score: the
 # parent's best_cv_ and test_ metrics, each trial's cv_ metric and how far it got.
 VIEW_TAG = "mlflow.sharedViewState.tuner"
 

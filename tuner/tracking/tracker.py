@@ -65,7 +65,9 @@ class Tracker:
                 self._experiment_id = exp.experiment_id
                 if exp.tags.get("tuner.study"):  # made by tuner: an older one may lack a tag
                     for key, value in self._experiment_tags.items():
-                        if exp.tags.get(key) != value and (key == VIEW_TAG or key not in exp.tags):
+                        # the view follows the study's metric; a kind someone set is kept
+                        stale = exp.tags.get(key) != value if key == VIEW_TAG else key not in exp.tags
+                        if stale:
                             self.client.set_experiment_tag(exp.experiment_id, key, value)
         except TunerError:
             raise

@@ -41,7 +41,8 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-# The experiment's shared view that tuner's tracker writes (tuner.tracking.tracker.VIEW_TAG):
+# The experiment's shared view that tuner's tracker writes (tuner.tracking.experiment_view,
+# which views may not import; a unit test holds the two names equal):
 # the run table with the score columns shown. A URL with its key opens the table that way.
 VIEW_KEY = "tuner"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
