@@ -64,6 +64,7 @@ class EpochNorms:
     total: float = 0.0
     count: int = 0
     max: float = 0.0
+    first_last: float | None = None  # first / last layer's gradient norm (``training.fit``)
 
     def add(self, norm: float) -> None:
         if math.isfinite(norm):

@@ -7,6 +7,7 @@ cheaper than a DataLoader for them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
@@ -38,6 +39,9 @@ class EpochRecord:
     grad_norm_mean: float
     grad_norm_max: float
     seconds: float
+    # the first layer's gradient norm / the last layer's, on the epoch's last step: far
+    # below 1 when gradients vanish on their way back through a deep or saturated net
+    grad_ratio: float | None = None
 
     def as_metrics(self, metric: str) -> dict[str, float]:
         out = {k: v for k, v in asdict(self).items() if isinstance(v, float)}
@@ -140,6 +144,7 @@ def fit(
                 grad_norm_mean=norms.mean,
                 grad_norm_max=norms.max,
                 seconds=time.perf_counter() - started,
+                grad_ratio=norms.first_last,
             )
         )
     return model
@@ -237,7 +242,17 @@ class _Loop:
             else:
                 opt.step()
         _check(self.guard, pending_loss, pending_norm, norms, self.fold, epoch, scaler.is_enabled())
+        norms.first_last = _first_last(self.penalized)
         return norms
+
+
+def _first_last(weights: list[nn.Parameter]) -> float | None:
+    """The first weight's gradient norm over the last one's, once per epoch (one host
+    sync): how much of the gradient survives the way back to the input layer."""
+    if len(weights) < 2 or weights[0].grad is None or weights[-1].grad is None:
+        return None
+    first, last = (float(w.grad.detach().float().norm()) for w in (weights[0], weights[-1]))  # type: ignore[union-attr]
+    return first / last if last > 0 and math.isfinite(first) and math.isfinite(last) else None
 
 
 def _check(

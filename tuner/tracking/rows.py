@@ -23,7 +23,8 @@ def now_ms() -> int:
 def epoch_metrics(record: Any, step: int, metric: str) -> list[tuple[str, float, int, int]]:
     """One epoch's MLflow metrics as ``(key, value, timestamp, step)``: one key per curve
     family (``train_loss``, ``val_loss``, ``train_<metric>``, ``val_<metric>``,
-    ``grad_norm_mean``, ``grad_norm_max``, ``epoch_seconds``) at the global step
+    ``grad_norm_mean``, ``grad_norm_max``, ``grad_ratio`` (the input layer's gradient norm
+    over the output layer's), ``epoch_seconds``) at the global step
     ``fold * max_epochs + epoch``, the step of Optuna's intermediate values, so MLflow's
     charts, Optuna's and optuna-dashboard's share one x axis. The folds overlaid, per
     epoch, are the trial run's ``fold_curves.png``."""

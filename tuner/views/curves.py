@@ -22,6 +22,7 @@ class Curves:
     val_loss: list[float]
     grad_max: list[float]
     folds: int
+    grad_ratio: list[float] | None = None  # first / last layer's gradient norm, when measured
 
     @property
     def epochs(self) -> int:
@@ -49,8 +50,8 @@ class CurveRecorder:
 
     def curves(self) -> Curves:
         def mean(rows: list[Any], key: str) -> float:
-            vals = [getattr(r, key) for r in rows if getattr(r, key) is not None]
-            vals = [float(v) for v in vals if math.isfinite(v)]
+            got = [getattr(r, key, None) for r in rows]  # grad_ratio may be absent or None
+            vals = [float(v) for v in got if v is not None and math.isfinite(v)]
             return statistics.fmean(vals) if vals else math.nan
 
         epochs = [self._epochs[e] for e in sorted(self._epochs)]
@@ -61,4 +62,5 @@ class CurveRecorder:
             val_loss=[mean(r, "val_loss") for r in epochs],
             grad_max=[mean(r, "grad_norm_max") for r in epochs],
             folds=len(self._folds),
+            grad_ratio=[mean(r, "grad_ratio") for r in epochs],
         )
