@@ -107,7 +107,7 @@ def main() -> None:
             rec.epoch(EpochRecord(fold, e, 1 - t, t, 1 - v, v, *rng.random(2), 0.1), fold * 50 + e)
 
     def one() -> None:
-        diagnose(rec.curves(), "balanced_accuracy", 0.1, other_val_skills=[0.5] * 100)
+        diagnose(rec.curves(), "balanced_accuracy", 0.1, best_val_skill=0.9)
 
     diag = _best(lambda: [one() for _ in range(100)], args.repeat) / 100
     ds = _data(1797)

@@ -1,12 +1,14 @@
 """One diagnosis per trial, from its curves: healthy | overfitting | underfitting |
-diverged | data_pipeline_suspect, with the evidence numbers and the remedy.
+vanishing_gradients | diverged | data_pipeline_suspect | stopped_early, with the
+evidence numbers and the remedy.
 
 Scores are compared as *skill*: 0 at chance, 1 at a perfect score
 (``(score - chance) / (perfect - chance)``; for log loss ``1 - loss / chance_loss``),
 so one set of thresholds serves every metric and class count. Chance is what a
 naive predictor scores given the class frequencies (``chance_level``).
 
-The rules, in order (the first that matches wins; thresholds are the constants below):
+The rules, in order (the first that matches wins; thresholds are the constants below,
+calibrated on the real runs of ``tests/integration/diagnosis_cases.py``):
 
 1. ``data_pipeline_suspect``: the loss or gradient was non-finite at the very first
    step (before any update, so it is the data, not the learning rate), or a loss is
@@ -15,15 +17,28 @@ The rules, in order (the first that matches wins; thresholds are the constants b
    ``GRAD_EXPLODE_FACTOR`` x from the first epoch, or the training loss ended
    ``LOSS_EXPLODE_FACTOR`` x above the first epoch's.
 3. ``data_pipeline_suspect``: validation skill above training skill by more than
-   ``VAL_ABOVE_TRAIN`` in every epoch; or validation at chance (skill below
-   ``CHANCE_SKILL``) in this trial and every other finished trial of the study (at
-   least ``MIN_TRIALS_ALL_CHANCE`` trials).
-4. ``overfitting``: train skill above validation skill by ``OVERFIT_GAP`` or more at
-   the end, and the gap grew by ``OVERFIT_GAP_GROWTH`` since the first epoch or the
-   validation loss rose ``VAL_LOSS_RISE`` above its minimum while the training loss fell.
-5. ``underfitting``: train skill below ``UNDERFIT_SKILL`` (close to chance), or more
+   ``VAL_ABOVE_TRAIN`` in every epoch; or the model fits its training rows (train
+   skill ``TRAIN_FITS`` or more) while validation stays near chance (its median skill
+   over the epochs below ``NEAR_CHANCE``): nothing it learns carries over, the signature of
+   labels that do not match the features.
+4. ``vanishing_gradients``: training stuck at chance (train skill below
+   ``UNDERFIT_SKILL``) and the gradient gone before it reaches the input layer (the
+   first / last layer's gradient norm, median over epochs, at most ``VANISH_RATIO``),
+   or collapsed (the last epoch's max norm at most ``GRAD_COLLAPSE`` x its peak) with
+   the training loss flat (within ``FLAT_LOSS`` of the first epoch's).
+5. ``overfitting``: the training rows memorized (train skill ``MEMORIZED``, validation
+   ``MEMORIZED_GAP`` behind and its loss ``MEMORIZED_LOSS_RATIO`` x the training loss); or a train − validation skill gap of at least
+   ``OVERFIT_MIN_GAP`` (the floor that keeps late-epoch noise out) and either the
+   validation loss rose ``OVERFIT_RISE`` or more above its minimum while the training
+   loss kept falling, or the gap reached ``OVERFIT_GAP`` and grew by
+   ``OVERFIT_GAP_GROWTH`` since the first epoch. The severity is
+   ``severe`` from a rise of ``SEVERE_RISE`` or a gap of ``SEVERE_GAP``, else ``mild``.
+6. ``stopped_early``: pruned (by the pruner or fold pruning) or with no complete epoch,
+   before its behaviour could be judged (a pruned trial is not called under-fitting:
+   the pruner stopped it while it learned); the text says what was seen.
+7. ``underfitting``: train skill below ``UNDERFIT_SKILL`` (close to chance), or more
    than ``UNDERFIT_BEHIND_BEST`` below the study's best validation skill.
-6. ``healthy``.
+8. ``healthy``.
 
 Whatever the verdict, the folds that early stopping ended with their validation loss
 ``ES_RISE`` above its best while the training loss kept falling are named in the
@@ -38,10 +53,13 @@ from typing import Any
 
 import numpy as np
 
+from tuner.views.caught import ES_RISE, early_stopping_caught
 from tuner.views.curves import CurveRecorder, Curves
+from tuner.views.skill import chance_level, skill
 
 __all__ = [
     "DIAGNOSES",
+    "ES_RISE",
     "REMEDIES",
     "CurveRecorder",
     "Curves",
@@ -51,64 +69,55 @@ __all__ = [
     "skill",
 ]
 
-DIAGNOSES = ("healthy", "overfitting", "underfitting", "diverged", "data_pipeline_suspect")
+DIAGNOSES = (
+    "healthy",
+    "overfitting",
+    "underfitting",
+    "vanishing_gradients",
+    "diverged",
+    "data_pipeline_suspect",
+    "stopped_early",
+)
 
-OVERFIT_GAP = 0.15  # train − validation skill at the end
+OVERFIT_MIN_GAP = 0.10  # over-fitting needs this train − validation skill gap at the end, and
+OVERFIT_RISE = 0.05  # the validation loss this fraction above its minimum, training loss falling,
+MEMORIZED = 0.98  # or the training rows memorized (train skill this high) ...
+MEMORIZED_GAP = 0.05  # ... with validation this far behind
+MEMORIZED_LOSS_RATIO = 10.0  # ... and a validation loss an order of magnitude above the training loss,
+OVERFIT_GAP = 0.15  # or a gap this large ...
 OVERFIT_GAP_GROWTH = 0.05  # ... that grew at least this much since the first epoch
-VAL_LOSS_RISE = 0.10  # or validation loss this fraction above its minimum, train loss falling
+SEVERE_RISE = 0.50  # a validation loss 50 % above its minimum is severe over-fitting
+SEVERE_GAP = 0.30  # and so is a skill gap of 0.3
 UNDERFIT_SKILL = 0.30  # final train skill below this is close to chance
 UNDERFIT_BEHIND_BEST = 0.30  # or train skill this far below the study's best validation skill
+TRAIN_FITS = 0.30  # train skill from which a model is fitting its training rows
+FLAT_LOSS = 0.05  # a training loss within 5 % of its first epoch's is flat
+VANISH_RATIO = 0.03  # first / last layer's gradient norm: the gradient dies on its way back
+GRAD_COLLAPSE = 0.01  # last epoch's max gradient norm / its peak: the gradient collapsed
 GRAD_EXPLODE_FACTOR = 100.0  # last epoch's max grad norm / first epoch's
 LOSS_EXPLODE_FACTOR = 3.0  # last epoch's train loss / first epoch's
 VAL_ABOVE_TRAIN = 0.15  # validation skill above train skill in every epoch
 CHANCE_SKILL = 0.05  # validation skill below this is at chance
-ES_RISE = 0.02  # a fold early stopping ended with its validation loss this far above its best
+NEAR_CHANCE = 0.15  # validation skill whose median over the epochs is below this stayed near chance
 MIN_TRIALS_ALL_CHANCE = 3  # trials at chance before the study as a whole is suspect
 
 REMEDIES = {
     "healthy": "",
     "overfitting": "more data or augmentation, more dropout, more weight decay, fewer epochs "
-    "or a smaller model",
+    "(early stopping) or a smaller model",
     "underfitting": "less regularization (dropout, weight decay), a bigger model, more epochs "
     "or a higher learning rate",
+    "vanishing_gradients": "a shallower net, relu/gelu instead of a saturating activation "
+    "(tanh), batch norm (batchnorm: before_activation), or adam with a higher learning rate",
     "diverged": "input normalization (data.normalize), batch norm, a lower learning rate or "
     "gradient clipping (max_norm)",
     "data_pipeline_suspect": "inspect the data pipeline: labels aligned with features, the "
     "label encoding, duplicated or leaked rows, the scale of the inputs",
+    "stopped_early": "",
 }
 
 # the guard's message for a non-finite value at a fold's first optimizer step
 _FIRST_STEP = re.compile(r"is -?(nan|inf)\b.*epoch 0, step 0\)")
-
-
-def chance_level(metric: str, counts: Any) -> float:
-    """What a naive predictor scores, given the class counts of the training data.
-
-    accuracy: always the majority class; balanced accuracy: 1/C; ROC AUC: 0.5;
-    macro F1: guessing classes at random; log loss: predicting the class frequencies.
-    """
-    p = np.asarray(counts, dtype=np.float64)
-    p = p / p.sum()
-    c = len(p)
-    if metric == "accuracy":
-        return float(p.max())
-    if metric == "balanced_accuracy":
-        return 1.0 / c
-    if metric == "roc_auc":
-        return 0.5
-    if metric == "f1_macro":
-        return float(np.mean(2 * p * (1 / c) / (p + 1 / c)))
-    if metric == "log_loss":
-        q = p[p > 0]
-        return float(-(q * np.log(q)).sum())
-    raise ValueError(f"unknown metric {metric!r}")
-
-
-def skill(value: float, metric: str, chance: float) -> float:
-    """``value`` on a scale where chance is 0 and a perfect score is 1."""
-    if metric == "log_loss":
-        return 1.0 - value / chance if chance > 0 else 0.0
-    return (value - chance) / (1.0 - chance) if chance < 1 else 0.0
 
 
 def _r(x: float) -> float | None:
@@ -123,7 +132,6 @@ def diagnose(
     pruned_by: str | None = None,
     pruned_reason: str | None = None,
     best_val_skill: float | None = None,
-    other_val_skills: list[float] | None = None,
     fold_epochs: list[dict[str, Any]] | None = None,
 ) -> tuple[str, dict[str, Any], str]:
     """Diagnose one trial: ``(diagnosis, evidence, text)``; see the module docstring.
@@ -133,56 +141,34 @@ def diagnose(
         metric: the study's metric; ``chance`` its chance level (``chance_level``).
         pruned_by, pruned_reason: the trial's pruning attrs, if it was stopped.
         best_val_skill: the study's best validation skill so far (another trial's).
-        other_val_skills: the final validation skills of the study's other trials.
         fold_epochs: what early stopping saw of each fold (the trial's ``fold_epochs``).
     """
     ts = [skill(v, metric, chance) for v in curves.train_score]
     vs = [skill(v, metric, chance) for v in curves.val_score]
     ev = _evidence(curves, ts, vs, metric, chance, pruned_by)
+    stopped = pruned_by is not None and pruned_by != "divergence"
     name, why = (
         _broken(curves, pruned_by, pruned_reason)
-        or (None if curves.epochs else ("healthy", "no complete epoch to judge"))
-        or _leaked_or_shuffled(curves, ts, vs, metric, chance, other_val_skills)
-        or _fit(curves, ts, vs, metric, chance, best_val_skill)
+        or (None if curves.epochs else ("stopped_early", _unseen(pruned_by, pruned_reason)))
+        or _leaked_or_shuffled(curves, ts, vs, metric)
+        or _vanishing(curves, ts, ev)
+        or _overfit(curves, ts, vs, metric, ev)
+        or (_stopped(curves, ts, vs, metric, best_val_skill, pruned_by) if stopped else None)
+        or _underfit(curves, ts, metric, chance, best_val_skill)
+        or ("healthy", f"train {metric} {curves.train_score[-1]:.4f}, validation {curves.val_score[-1]:.4f}")
     )
     ev["rule"] = why
-    caught = _early_stopping(fold_epochs or [], ev)
+    caught = early_stopping_caught(fold_epochs or [], ev)
     if caught and name != "data_pipeline_suspect":
         why += f"; {caught}"
-    return name, ev, f"{name}: {why}" + (f". Try: {REMEDIES[name]}" if REMEDIES[name] else "")
+    label = f"{name} ({ev['severity']})" if "severity" in ev else name
+    return name, ev, f"{label}: {why}" + (f". Try: {REMEDIES[name]}" if REMEDIES[name] else "")
 
 
-def _early_stopping(folds: list[dict[str, Any]], ev: dict[str, Any]) -> str:
-    """Record what early stopping saw in ``ev``; a sentence when it caught over-fitting:
-    a fold it ended with the validation loss risen from its best while training loss fell."""
-    stopped = [i for i, f in enumerate(folds) if f.get("stopped")]
-    if not folds:
-        return ""
-    rising = []
-    for i in stopped:
-        f = folds[i]
-        losses = [f.get(k) for k in ("val_loss_best", "val_loss_last", "train_loss_best", "train_loss_last")]
-        if any(v is None for v in losses):
-            continue
-        vb, vl, tb, tl = (float(v) for v in losses)  # type: ignore[arg-type]
-        if vl > vb * (1 + ES_RISE) and tl < tb:
-            rising.append((i, f))
-    ev["early_stopping"] = {
-        "folds_stopped": stopped,
-        "best_epochs": [f.get("best_epoch") for f in folds],
-        "overfitting_caught": [i for i, _ in rising],
-    }
-    if not rising:
-        return ""
-    i, f = rising[0]
-    rise = f["val_loss_last"] / f["val_loss_best"] - 1
-    more = f" (and {len(rising) - 1} more)" if len(rising) > 1 else ""
-    return (
-        f"early stopping caught over-fitting in {len(rising)}/{len(folds)} fold(s): fold {i}'s "
-        f"validation loss rose {f['val_loss_best']:.3g} → {f['val_loss_last']:.3g} (+{rise:.0%}) after "
-        f"its best epoch {f['best_epoch'] + 1} while its training loss fell {f['train_loss_best']:.3g} → "
-        f"{f['train_loss_last']:.3g}{more}"
-    )
+def _unseen(pruned_by: str | None, reason: str | None) -> str:
+    if pruned_by:
+        return f"stopped by the {pruned_by} before a complete epoch: {reason}"
+    return "no complete epoch to judge"
 
 
 _Verdict = tuple[str, str]  # (diagnosis, why)
@@ -236,63 +222,108 @@ def _broken(curves: Curves, pruned_by: str | None, pruned_reason: str | None) ->
     return None
 
 
-def _leaked_or_shuffled(
-    curves: Curves,
-    ts: list[float],
-    vs: list[float],
-    metric: str,
-    chance: float,
-    other_val_skills: list[float] | None,
-) -> _Verdict | None:
-    """Rule 3: validation easier than training throughout, or every trial at chance."""
+def _leaked_or_shuffled(curves: Curves, ts: list[float], vs: list[float], metric: str) -> _Verdict | None:
+    """Rule 3: validation easier than training throughout, or training fitting while
+    validation stays at chance in every epoch."""
     if all(v - t > VAL_ABOVE_TRAIN for t, v in zip(ts, vs, strict=True)):
         return (
             "data_pipeline_suspect",
             f"validation skill above training skill in every epoch (last {vs[-1]:.2f} vs "
             f"{ts[-1]:.2f}): the validation rows look easier than, or leaked from, the training rows",
         )
-    others = [s for s in (other_val_skills or []) if s is not None]
-    if vs[-1] < CHANCE_SKILL and len(others) + 1 >= MIN_TRIALS_ALL_CHANCE:
-        if all(s < CHANCE_SKILL for s in others):
-            return (
-                "data_pipeline_suspect",
-                f"validation {metric} {curves.val_score[-1]:.4f} is at chance ({chance:.4f}) here "
-                f"and in all {len(others)} other trials: the labels may not match the features",
-            )
+    typical = float(np.median(vs))  # not the max: a small fold's score jumps around chance
+    if ts[-1] >= TRAIN_FITS and typical < NEAR_CHANCE:
+        return (
+            "data_pipeline_suspect",
+            f"the model fits its training rows (train {metric} {curves.train_score[-1]:.4f}, skill "
+            f"{ts[-1]:.2f}) but validation stays near chance over its {curves.epochs} epochs (median "
+            f"skill {typical:.2f} < {NEAR_CHANCE:g}, last {vs[-1]:.2f}): nothing it learns carries over, "
+            "as when the labels do not match the features (shuffled, misaligned) or the features "
+            "hold no signal it can find",
+        )
     return None
 
 
-def _fit(
+def _vanishing(curves: Curves, ts: list[float], ev: dict[str, Any]) -> _Verdict | None:
+    """Rule 4: training stuck at chance, and the gradient gone before the input layer
+    (or collapsed, with the training loss flat)."""
+    if curves.epochs < 2 or ts[-1] >= UNDERFIT_SKILL:
+        return None
+    l0, l1 = curves.train_loss[0], curves.train_loss[-1]
+    ratios = [r for r in (curves.grad_ratio or []) if math.isfinite(r)]
+    ratio = float(np.median(ratios)) if ratios else None
+    peak, last = max(curves.grad_max), curves.grad_max[-1]
+    if ratio is not None:
+        ev["grad_ratio_first_last"] = float(f"{ratio:.3g}")
+    stuck = f"training is stuck at chance (skill {ts[-1]:.2f}; loss {l0:.3g} → {l1:.3g} over {curves.epochs} epochs)"
+    if ratio is not None and ratio <= VANISH_RATIO:
+        return (
+            "vanishing_gradients",
+            f"{stuck}, and the input layer gets {ratio:.2g}x the output layer's gradient norm "
+            f"(median over epochs; ≤ {VANISH_RATIO:g}): the gradient dies on its way back",
+        )
+    if peak > 0 and last <= GRAD_COLLAPSE * peak and l0 > 0 and l1 >= (1 - FLAT_LOSS) * l0:
+        return (
+            "vanishing_gradients",
+            f"{stuck}, the loss flat, and the max gradient norm collapsed from {peak:.3g} to {last:.3g}",
+        )
+    return None
+
+
+def _overfit(
+    curves: Curves, ts: list[float], vs: list[float], metric: str, ev: dict[str, Any]
+) -> _Verdict | None:
+    """Rule 5: a train − validation gap past its floor, and the validation loss climbing
+    from its minimum as the training loss falls, or the training rows memorized, or a
+    large gap that grew."""
+    gap, gap0 = ts[-1] - vs[-1], ts[0] - vs[0]
+    memorized = (
+        ts[-1] >= MEMORIZED
+        and gap >= MEMORIZED_GAP
+        and curves.val_loss[-1] >= MEMORIZED_LOSS_RATIO * curves.train_loss[-1]
+    )
+    if gap < OVERFIT_MIN_GAP and not memorized:
+        return None
+    i = int(np.nanargmin(curves.val_loss))
+    vmin, vlast = curves.val_loss[i], curves.val_loss[-1]
+    rise = vlast / vmin - 1 if vmin > 0 else 0.0
+    rising = rise >= OVERFIT_RISE and curves.train_loss[-1] < curves.train_loss[i]
+    grew = gap >= OVERFIT_GAP and curves.epochs >= 2 and gap - gap0 >= OVERFIT_GAP_GROWTH
+    if not (rising or memorized or grew):
+        return None
+    ev["val_loss_rise"] = _r(rise)
+    ev["severity"] = "severe" if rise >= SEVERE_RISE or gap >= SEVERE_GAP else "mild"
+    why = (
+        f"train {metric} {curves.train_score[-1]:.4f} vs validation "
+        f"{curves.val_score[-1]:.4f} (skill gap {gap:.2f}, {gap0:.2f} after epoch 1)"
+    )
+    if rising:
+        why += (
+            f"; validation loss rose {rise:.0%} from {vmin:.3g} (epoch {i + 1}) to {vlast:.3g} "
+            f"while training loss fell to {curves.train_loss[-1]:.3g}"
+        )
+    elif memorized:
+        why += (
+            f"; the training rows are memorized (training loss {curves.train_loss[-1]:.3g}, "
+            f"validation loss {curves.val_loss[-1]:.3g})"
+        )
+    return "overfitting", why
+
+
+def _underfit(
     curves: Curves,
     ts: list[float],
-    vs: list[float],
     metric: str,
     chance: float,
     best_val_skill: float | None,
-) -> _Verdict:
-    """Rules 4 to 6: over-fitting, under-fitting, or healthy."""
-    gap, gap0 = ts[-1] - vs[-1], ts[0] - vs[0]
-    if gap >= OVERFIT_GAP:
-        grew = curves.epochs >= 2 and gap - gap0 >= OVERFIT_GAP_GROWTH
-        i = int(np.nanargmin(curves.val_loss))
-        vmin, vlast = curves.val_loss[i], curves.val_loss[-1]
-        rising = vlast > vmin * (1 + VAL_LOSS_RISE) and curves.train_loss[-1] < curves.train_loss[i]
-        if grew or rising:
-            why = (
-                f"train {metric} {curves.train_score[-1]:.4f} vs validation "
-                f"{curves.val_score[-1]:.4f} (skill gap {gap:.2f}, {gap0:.2f} after epoch 1)"
-            )
-            if rising:
-                why += (
-                    f"; validation loss rose from {vmin:.3g} (epoch {i + 1}) to {vlast:.3g} while "
-                    f"training loss fell to {curves.train_loss[-1]:.3g}"
-                )
-            return "overfitting", why
+) -> _Verdict | None:
+    """Rule 7: training close to chance, or far below the study's best validation."""
     if ts[-1] < UNDERFIT_SKILL:
         return (
             "underfitting",
             f"train {metric} {curves.train_score[-1]:.4f} is close to chance ({chance:.4f}; "
-            f"skill {ts[-1]:.2f} < {UNDERFIT_SKILL:g}) after {curves.epochs} epoch(s)",
+            f"skill {ts[-1]:.2f} < {UNDERFIT_SKILL:g}) after {curves.epochs} epoch(s): the "
+            "model cannot fit even its training rows",
         )
     if best_val_skill is not None and ts[-1] < best_val_skill - UNDERFIT_BEHIND_BEST:
         return (
@@ -300,7 +331,32 @@ def _fit(
             f"train skill {ts[-1]:.2f} is far below the study's best validation skill "
             f"{best_val_skill:.2f}: the model cannot even fit its training data",
         )
-    return "healthy", f"train {metric} {curves.train_score[-1]:.4f}, validation {curves.val_score[-1]:.4f}"
+    return None
+
+
+def _stopped(
+    curves: Curves,
+    ts: list[float],
+    vs: list[float],
+    metric: str,
+    best_val_skill: float | None,
+    pruned_by: str | None,
+) -> _Verdict:
+    """Rule 6: pruned before it showed how it trains; say what was seen."""
+    best = (
+        f"; the study's best validation skill is {best_val_skill:.2f}" if best_val_skill is not None else ""
+    )
+    trend = (
+        f"still learning (train skill {ts[0]:.2f} → {ts[-1]:.2f})"
+        if curves.epochs >= 2 and ts[-1] > ts[0]
+        else f"train skill {ts[-1]:.2f}"
+    )
+    return (
+        "stopped_early",
+        f"pruned by the {pruned_by} after {curves.epochs} epoch(s) over {curves.folds} fold(s), too "
+        f"soon to judge how it trains: train {metric} {curves.train_score[-1]:.4f}, validation "
+        f"{curves.val_score[-1]:.4f} (skill {vs[-1]:.2f}), {trend}{best}",
+    )
 
 
 def record_diagnosis(trial: Any, recorder: CurveRecorder, metric: str, chance: float) -> str:
@@ -318,19 +374,7 @@ def record_diagnosis(trial: Any, recorder: CurveRecorder, metric: str, chance: f
 
 
 def _record(trial: Any, recorder: CurveRecorder, metric: str, chance: float) -> str:
-    import optuna
-
     curves = recorder.curves()
-    others = None
-    # Reading every trial costs a storage round trip per trial on a large study:
-    # only a trial at chance needs the others (the all-at-chance rule).
-    if curves.epochs and skill(curves.val_score[-1], metric, chance) < CHANCE_SKILL:
-        done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-        others = [
-            t.user_attrs["diagnosis_evidence"].get("val_skill")
-            for t in trial.study.get_trials(deepcopy=False, states=done)
-            if t.number != trial.number and "diagnosis_evidence" in t.user_attrs
-        ]
     best = None
     try:
         bt = trial.study.best_trial
@@ -346,7 +390,6 @@ def _record(trial: Any, recorder: CurveRecorder, metric: str, chance: float) -> 
         pruned_by=attrs.get("pruned_by"),
         pruned_reason=attrs.get("pruned_reason"),
         best_val_skill=best,
-        other_val_skills=others,
         fold_epochs=attrs.get("fold_epochs"),
     )
     trial.set_user_attr("diagnosis", name)

@@ -10,7 +10,7 @@ import math
 from collections import Counter
 from typing import Any
 
-from tuner.views.diagnose import CHANCE_SKILL, DIAGNOSES, MIN_TRIALS_ALL_CHANCE, REMEDIES
+from tuner.views.diagnose import CHANCE_SKILL, DIAGNOSES, MIN_TRIALS_ALL_CHANCE, REMEDIES, TRAIN_FITS
 
 __all__ = [
     "MIN_TRIALS_IMPORTANCE",
@@ -35,6 +35,7 @@ _RELEVANT = {
     "overfitting": ("dropout", "weight_decay", "l1", "label_smoothing", "width", "depth"),
     "underfitting": ("dropout", "weight_decay", "l1", "width", "depth", "lr"),
     "diverged": ("lr", "batchnorm", "max_norm", "optimizer", "momentum"),
+    "vanishing_gradients": ("depth", "activation", "batchnorm", "optimizer", "lr"),
 }
 
 
@@ -85,11 +86,36 @@ def param_support(study: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _all_at_chance(rows: list[dict[str, Any]]) -> list[str]:
+    """The study-wide rule: every trial (at least ``MIN_TRIALS_ALL_CHANCE``) at chance on
+    validation. Trials that still fit their training rows make the study a data-pipeline
+    suspect (relabelled here); if none learns even its training rows, that is
+    under-fitting everywhere, and the note says how to tell it from shuffled labels."""
+    skills = [r["evidence"].get("val_skill") for r in rows]
+    if len(rows) < MIN_TRIALS_ALL_CHANCE or not all(s is not None and s < CHANCE_SKILL for s in skills):
+        return []
+    fitting = [r for r in rows if (r["evidence"].get("train_skill") or 0.0) >= TRAIN_FITS]
+    if not fitting:
+        return [
+            f"every one of the {len(rows)} trials scores at chance on validation AND on training: "
+            "the models learn nothing (under-fitting; try a bigger model, more epochs, less "
+            "regularization). If a model that fits its training rows still scores at chance on "
+            "validation, suspect the labels."
+        ]
+    for r in fitting:
+        r["diagnosis"] = "data_pipeline_suspect"
+    return [
+        f"every one of the {len(rows)} trials scores at chance on validation, while {len(fitting)} "
+        f"fit their training rows: suspect the data pipeline (labels aligned with features?), not "
+        f"the models. {REMEDIES['data_pipeline_suspect']}"
+    ]
+
+
 def diagnoses(study: Any) -> dict[str, Any]:
     """Per-trial diagnoses, study-level counts and remedies (see ``tuner.views.diagnose``).
 
-    A study whose every trial sits at chance (at least ``MIN_TRIALS_ALL_CHANCE``) is
-    counted as ``data_pipeline_suspect`` as a whole, whatever each trial said alone.
+    A study whose every trial sits at chance on validation is judged as a whole
+    (``_all_at_chance``).
     """
     trials = [t for t in _done(study) if t.user_attrs.get("diagnosis")]
     rows = [
@@ -103,20 +129,12 @@ def diagnoses(study: Any) -> dict[str, Any]:
         }
         for t in trials
     ]
-    notes: list[str] = []
-    skills = [r["evidence"].get("val_skill") for r in rows]
-    if len(rows) >= MIN_TRIALS_ALL_CHANCE and all(s is not None and s < CHANCE_SKILL for s in skills):
-        notes.append(
-            f"every one of the {len(rows)} trials scores at chance on validation: suspect the "
-            f"data pipeline (labels aligned with features?), not the models. {REMEDIES['data_pipeline_suspect']}"
-        )
-        for r in rows:
-            r["diagnosis"] = "data_pipeline_suspect"
+    notes = _all_at_chance(rows)
     counts = Counter(r["diagnosis"] for r in rows)
     support = param_support(study)
     remedies = {}
     for name in DIAGNOSES[1:]:
-        if counts.get(name):
+        if counts.get(name) and REMEDIES[name]:
             relevant = _RELEVANT.get(name, ())
             remedies[name] = {
                 "remedy": REMEDIES[name],
@@ -200,7 +218,8 @@ def render_findings(summary: dict[str, Any]) -> list[str]:
             value = f"{r['value']:.4f} ({r.get('folds', '?')})" if r["value"] is not None else "- (0)"
             why = ev.get("rule", "")
             why = why if len(why) <= 100 else why[:97] + "..."
-            lines.append(f"  {r['number']:>5}  {r['state']:<8}  {value:<15}  {r['diagnosis']:<21}  {why}")
+            label = r["diagnosis"] + (f" ({ev['severity']})" if ev.get("severity") else "")
+            lines.append(f"  {r['number']:>5}  {r['state']:<8}  {value:<15}  {label:<21}  {why}")
         lines.append(
             "  CV mean: over the folds the trial finished (a pruned trial's, over its first folds; "
             "'- (0)': stopped inside its first fold)"

@@ -26,6 +26,7 @@ def curves(
     tl: list[float] | None = None,
     vl: list[float] | None = None,
     grad: list[float] | None = None,
+    ratio: list[float] | None = None,
 ) -> Curves:
     n = len(train)
     return Curves(
@@ -35,6 +36,7 @@ def curves(
         val_loss=vl or [1.0 - 0.04 * i for i in range(n)],
         grad_max=grad or [2.0] * n,
         folds=2,
+        grad_ratio=ratio,
     )
 
 
@@ -59,7 +61,8 @@ def test_overfitting_gap_growing_and_val_loss_rising() -> None:
     name, ev, text = diagnose(c, "accuracy", 0.1)
     assert name == "overfitting", text
     assert ev["gap"] > OVERFIT_GAP and ev["gap_first"] < 0.05
-    assert "0.9900" in text and "0.6000" in text and "rose from 0.9" in text
+    assert "0.9900" in text and "0.6000" in text and "rose 44% from 0.9" in text
+    assert ev["severity"] == "severe" and text.startswith("overfitting (severe):")
     assert "dropout" in text and "weight decay" in text
 
 
@@ -110,12 +113,90 @@ def test_pipeline_suspects() -> None:
     # validation far above training in every epoch
     name, _, text = diagnose(curves([0.3, 0.4], [0.7, 0.8]), "accuracy", 0.1)
     assert name == "data_pipeline_suspect" and "above training" in text
-    # at chance, like every other trial of the study
-    c = curves([0.6, 0.9], [0.1, 0.1])
-    name, _, text = diagnose(c, "balanced_accuracy", 0.1, other_val_skills=[0.0, 0.01])
-    assert name == "data_pipeline_suspect" and "2 other trials" in text
-    # ... but not while another trial learned something
-    assert diagnose(c, "balanced_accuracy", 0.1, other_val_skills=[0.0, 0.8])[0] == "overfitting"
+    # the model fits its training rows, validation stays near chance in every epoch
+    c = curves([0.3, 0.6, 0.9], [0.1, 0.12, 0.1])
+    name, _, text = diagnose(c, "balanced_accuracy", 0.1)
+    assert name == "data_pipeline_suspect" and "fits its training rows" in text
+    # ... but not when validation rose above chance at some epoch (real over-fitting)
+    c = curves([0.3, 0.6, 0.99], [0.3, 0.4, 0.3], tl=[1.0, 0.5, 0.01], vl=[1.0, 0.9, 2.0])
+    assert diagnose(c, "balanced_accuracy", 0.1)[0] == "overfitting"
+
+
+def test_memorization_with_a_modest_gap_is_overfitting() -> None:
+    # the wide MLP on 150 digits: train 1.000, train loss ~1e-5, validation 0.87,
+    # a skill gap of ~0.14 and the validation loss 25 % (then 116 %) above its minimum
+    tl = [1.5, 0.2, 1e-3, 1e-5]
+    for vl, severity in (([1.6, 0.5, 0.55, 0.625], "mild"), ([1.6, 0.5, 0.8, 1.08], "severe")):
+        name, ev, text = diagnose(
+            curves([0.6, 0.95, 1.0, 1.0], [0.55, 0.85, 0.87, 0.875], tl, vl), "balanced_accuracy", 0.1
+        )
+        assert name == "overfitting" and ev["severity"] == severity, text
+        assert f"overfitting ({severity})" in text and "validation loss rose" in text
+    # a lower learning rate: validation 0.83, its loss up 8 %
+    c = curves([0.5, 0.9, 1.0], [0.5, 0.8, 0.83], tl=[1.5, 0.3, 0.01], vl=[1.6, 0.6, 0.648])
+    assert diagnose(c, "balanced_accuracy", 0.1)[0] == "overfitting"
+    # memorized without a rise: training loss ~0, validation loss 90x, validation 9 points behind
+    c = curves([0.5, 1.0, 1.0], [0.5, 0.9, 0.912], tl=[1.5, 0.01, 0.004], vl=[1.6, 0.4, 0.37])
+    name, _, text = diagnose(c, "balanced_accuracy", 0.1)
+    assert name == "overfitting" and "memorized" in text
+    # the same scores with a training loss not collapsed (still learning) are healthy
+    c = curves([0.5, 0.97, 0.99], [0.5, 0.92, 0.94], tl=[1.0, 0.3, 0.13], vl=[1.0, 0.35, 0.2])
+    assert diagnose(c, "balanced_accuracy", 0.1)[0] == "healthy"
+
+
+def test_late_epoch_noise_is_not_overfitting() -> None:
+    # validation loss up 8 % from its minimum with a gap of 0.03: ordinary noise
+    c = curves([0.6, 0.99, 1.0], [0.6, 0.97, 0.97], tl=[1.0, 0.05, 0.02], vl=[1.0, 0.1, 0.108])
+    assert diagnose(c, "balanced_accuracy", 0.1)[0] == "healthy"
+    # up 20 % on a tiny validation fold, gap 0.08 (below the 0.10 floor)
+    c = curves([0.6, 0.97, 0.983], [0.6, 0.95, 0.933], tl=[1.0, 0.06, 0.033], vl=[1.0, 0.105, 0.126])
+    assert diagnose(c, "balanced_accuracy", 0.1)[0] == "healthy"
+
+
+def test_underfitting_and_vanishing_gradients_are_told_apart_by_the_gradient() -> None:
+    flat = [2.31, 2.31, 2.30]
+    # at chance, gradient reaching the input layer: under-fitting (e.g. too low a learning rate)
+    c = curves([0.1, 0.1, 0.11], [0.1, 0.1, 0.1], tl=flat, vl=flat, ratio=[0.5, 0.4, 0.5])
+    name, _, text = diagnose(c, "balanced_accuracy", 0.1)
+    assert name == "underfitting" and "cannot fit even its training rows" in text
+    # at chance, the input layer gets 2e-5 of the output layer's gradient: vanishing
+    c = curves([0.1, 0.1, 0.1], [0.1, 0.1, 0.1], tl=flat, vl=flat, ratio=[2e-5, 1e-5, 3e-5])
+    name, ev, text = diagnose(c, "balanced_accuracy", 0.1)
+    assert name == "vanishing_gradients" and ev["grad_ratio_first_last"] == pytest.approx(2e-5)
+    assert "dies on its way back" in text and "shallower" in text and "batch norm" in text
+    # no per-layer ratio (a plug-in's loop): a collapsed norm with a flat loss
+    c = curves([0.1, 0.1, 0.1], [0.1, 0.1, 0.1], tl=flat, vl=flat, grad=[1.0, 0.1, 0.001])
+    assert diagnose(c, "balanced_accuracy", 0.1)[0] == "vanishing_gradients"
+    # a vanishing ratio while the model learns is not a diagnosis
+    c = curves([0.5, 0.8, 0.95], [0.5, 0.78, 0.92], ratio=[1e-3] * 3)
+    assert diagnose(c, "balanced_accuracy", 0.1)[0] == "healthy"
+
+
+def test_a_pruned_trial_is_stopped_early_unless_it_showed_a_problem() -> None:
+    learning = curves([0.4, 0.6, 0.75], [0.37, 0.56, 0.7])
+    name, ev, text = diagnose(
+        learning, "balanced_accuracy", 0.1, pruned_by="pruner", pruned_reason="r", best_val_skill=0.92
+    )
+    assert name == "stopped_early" and ev["pruned_by"] == "pruner"
+    assert "still learning (train skill 0.33 → 0.72)" in text and "best validation skill is 0.92" in text
+    # stopped while still at chance: not judged under-fitting
+    slow = curves([0.1, 0.12], [0.1, 0.11])
+    assert (
+        diagnose(slow, "balanced_accuracy", 0.1, pruned_by="fold", best_val_skill=0.9)[0] == "stopped_early"
+    )
+    # never finished an epoch
+    name, _, text = diagnose(
+        Curves([], [], [], [], [], 0), "accuracy", 0.1, pruned_by="pruner", pruned_reason="r"
+    )
+    assert name == "stopped_early" and "before a complete epoch" in text
+    # a pruned trial that already memorizes is over-fitting
+    c = curves([0.5, 1.0, 1.0], [0.5, 0.8, 0.8], tl=[1.5, 0.01, 0.001], vl=[1.6, 0.6, 0.9])
+    assert diagnose(c, "balanced_accuracy", 0.1, pruned_by="pruner")[0] == "overfitting"
+    # a complete trial far behind the best is still under-fitting
+    assert (
+        diagnose(curves([0.5, 0.55], [0.5, 0.54]), "balanced_accuracy", 0.1, best_val_skill=0.95)[0]
+        == "underfitting"
+    )
 
 
 def test_recorder_forwards_and_averages_over_folds() -> None:
@@ -147,6 +228,7 @@ def _study(
     dropouts: list[float],
     diag: list[str] | None = None,
     skills: list[float] | None = None,
+    train: list[float] | None = None,
 ) -> Any:
     study = optuna.create_study(direction="maximize")
     dist = {
@@ -159,7 +241,11 @@ def _study(
             attrs = {
                 "diagnosis": diag[i],
                 "diagnosis_text": f"{diag[i]}: x",
-                "diagnosis_evidence": {"val_skill": skills[i] if skills else v, "rule": "x"},
+                "diagnosis_evidence": {
+                    "val_skill": skills[i] if skills else v,
+                    "train_skill": train[i] if train else 1.0,
+                    "rule": "x",
+                },
             }
         study.add_trial(
             optuna.trial.create_trial(
@@ -197,10 +283,21 @@ def test_no_support_claims_from_a_small_study() -> None:
 
 
 def test_every_trial_at_chance_marks_the_study() -> None:
-    diag = ["underfitting", "overfitting", "underfitting"]
-    study = _study([0.1, 0.11, 0.1], [0.1, 0.2, 0.3], diag, skills=[0.0, 0.01, 0.0])
+    diag = ["underfitting", "overfitting", "overfitting"]
+    study = _study([0.1, 0.11, 0.1], [0.1, 0.2, 0.3], diag, skills=[0.0, 0.01, 0.0], train=[0.05, 0.6, 0.9])
     d = diagnoses(study)
-    assert d["counts"]["data_pipeline_suspect"] == 3 and "at chance" in d["notes"][0]
+    # the two that fit their training rows make it a pipeline suspect; the one that
+    # learned nothing stays under-fitting
+    assert d["counts"]["data_pipeline_suspect"] == 2 and d["counts"]["underfitting"] == 1
+    assert "at chance" in d["notes"][0] and "2 fit their training rows" in d["notes"][0]
+
+
+def test_every_trial_at_chance_on_training_too_is_underfitting() -> None:
+    diag = ["underfitting"] * 3
+    study = _study([0.1, 0.11, 0.1], [0.3, 0.4, 0.5], diag, skills=[0.0, 0.01, 0.0], train=[0.0, 0.02, 0.01])
+    d = diagnoses(study)
+    assert d["counts"]["underfitting"] == 3 and d["counts"]["data_pipeline_suspect"] == 0
+    assert "AND on training" in d["notes"][0] and "suspect the labels" in d["notes"][0]
 
 
 def test_importances_are_guarded_and_then_computed() -> None:
