@@ -10,6 +10,7 @@ text columns are one-hot encoded), ``imagefolder:PATH`` and
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -116,7 +117,18 @@ def _npz(path: Path) -> Dataset:
         X = X[:, None]
     y_int = _integer_labels(y, str(path))
     n = int(y_int.max()) + 1 if len(y_int) else 0
-    return Dataset(X=X.astype(np.float32), y=y_int, classes=[str(i) for i in range(n)], source=str(path))
+    notes = (_whole_floats(y_int, f"{path}: y"),) if np.issubdtype(y.dtype, np.floating) else ()
+    return Dataset(
+        X=X.astype(np.float32), y=y_int, classes=[str(i) for i in range(n)], source=str(path), notes=notes
+    )
+
+
+def _whole_floats(labels: np.ndarray, what: str) -> str:
+    lo, hi = (int(labels.min()), int(labels.max())) if len(labels) else (0, 0)
+    return (
+        f"{what} holds floats that are whole numbers ({lo:.1f} ... {hi:.1f}); read as the "
+        f"integer classes {lo} ... {hi}"
+    )
 
 
 def _integer_labels(y: np.ndarray, where: str) -> np.ndarray:
@@ -154,9 +166,7 @@ def _csv(path: Path, target: str) -> Dataset:
     labels = df.pop(target)
     if labels.isna().any():
         raise DataError(f"{path}: column {target!r} has {int(labels.isna().sum())} empty labels")
-    classes = sorted(labels.astype(str).unique())
-    index = {c: i for i, c in enumerate(classes)}
-    y = labels.astype(str).map(index).to_numpy(np.int64)
+    y, classes, notes = _csv_labels(labels, f"{path}: column {target!r}")
     parts, names = [], []
     for col in df.columns:
         s = df[col]
@@ -184,4 +194,23 @@ def _csv(path: Path, target: str) -> Dataset:
     if not parts:
         raise DataError(f"{path}: no feature columns besides the target {target!r}")
     X = np.concatenate(parts, axis=1).astype(np.float32)
-    return Dataset(X=X, y=y, classes=classes, source=str(path), feature_names=names)
+    return Dataset(X=X, y=y, classes=classes, source=str(path), feature_names=names, notes=notes)
+
+
+def _csv_labels(labels: Any, what: str) -> tuple[np.ndarray, list[str], tuple[str, ...]]:
+    """Class codes 0..C-1, class names and notes for a CSV target column. Numbers are
+    ordered as numbers (2 before 10); floats that are whole numbers name their classes
+    as integers ("3", not "3.0"), and say so once; text is ordered as text."""
+    import pandas as pd
+
+    values = labels.to_numpy()
+    if pd.api.types.is_bool_dtype(labels) or not pd.api.types.is_numeric_dtype(labels):
+        classes, y = np.unique(labels.astype(str).to_numpy(), return_inverse=True)
+        return y.astype(np.int64), [str(c) for c in classes], ()
+    notes: tuple[str, ...] = ()
+    whole = np.isfinite(values) & (values == np.round(values))
+    if np.issubdtype(values.dtype, np.floating) and bool(whole.all()):
+        values = values.astype(np.int64)
+        notes = (_whole_floats(values, what),)
+    classes, y = np.unique(values, return_inverse=True)
+    return y.astype(np.int64), [str(c.item()) for c in classes], notes

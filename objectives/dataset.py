@@ -19,6 +19,9 @@ class Dataset:
     classes: list[str]
     source: str
     feature_names: list[str] = field(default_factory=list)
+    # What loading did that the user should hear once (e.g. float labels read as
+    # integers); printed at pre-flight, never part of the fingerprint.
+    notes: tuple[str, ...] = ()
 
     @property
     def n_classes(self) -> int:

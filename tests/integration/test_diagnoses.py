@@ -1,5 +1,6 @@
-"""Each diagnosis from a real tiny training run built to show it, the healthy study that
-must raise no alarm, and the pre-flight warnings and diagnoses on the MLflow runs.
+"""The pre-flight warnings a diverging run was foretold by, the healthy study that must
+raise no alarm, and the pre-flight warnings and diagnoses on the MLflow runs (each
+diagnosis on its real runs: ``test_diagnosis_calibration``).
 
 Data are small .npz files in tmp_path; models are tiny MLPs trained for a few epochs.
 """
@@ -42,46 +43,6 @@ def _diagnoses(summary: dict) -> list[str]:
     return [t["diagnosis"] for t in summary["diagnoses"]["trials"]]
 
 
-def test_overfitting_big_model_few_samples_no_regularization(tmp_path: Path) -> None:
-    # 80 noisy samples, 20 features of which one carries the label: a wide MLP memorizes.
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(100, 20)).astype(np.float32)
-    y = (X[:, 0] + rng.normal(scale=1.0, size=100) > 0).astype(np.int64)
-    space = {
-        "lr": 1e-2,
-        "width": 128,
-        "depth": 2,
-        "dropout": 0.0,
-        "weight_decay": 0.0,
-        "optimizer": {"categorical": ["adam"]},
-    }
-    summary, _ = _run(
-        tmp_path, X, y, space, **{"training.max_epochs": 25, "training.batch_size": 16, "budget.n_trials": 1}
-    )
-    trial = summary["diagnoses"]["trials"][0]
-    assert trial["diagnosis"] == "overfitting", trial
-    ev = trial["evidence"]
-    assert ev["train_score"] > ev["val_score"] + 0.1
-    assert "train balanced_accuracy" in trial["text"] and "dropout" in trial["text"]
-
-
-def test_underfitting_tiny_model_heavy_dropout_one_epoch(tmp_path: Path) -> None:
-    X, y = _digits(400)
-    space = {
-        "lr": 1e-4,
-        "width": 4,
-        "depth": 1,
-        "dropout": 0.9,
-        "optimizer": {"categorical": ["sgd"]},
-        "momentum": 0.0,
-    }
-    summary, _ = _run(tmp_path, X, y, space, **{"training.max_epochs": 1, "budget.n_trials": 1})
-    trial = summary["diagnoses"]["trials"][0]
-    assert trial["diagnosis"] == "underfitting", trial
-    assert trial["evidence"]["train_skill"] < 0.3
-    assert "close to chance" in trial["text"] and "bigger model" in trial["text"]
-
-
 def test_divergence_lr10_no_batchnorm_unnormalized_inputs(tmp_path: Path) -> None:
     X, y = _digits(300)
     X = X * 1000.0  # far from normalized, and data.normalize is off
@@ -97,22 +58,9 @@ def test_divergence_lr10_no_batchnorm_unnormalized_inputs(tmp_path: Path) -> Non
     assert any("far from normalized" in s and "normalize is OFF" in s for s in said), said
 
 
-def test_shuffled_labels_make_the_study_a_pipeline_suspect(tmp_path: Path) -> None:
-    X, y = _digits(900)
-    y = np.random.default_rng(1).permutation(y)  # labels no longer match the images
-    space = {"lr": {"float": [1e-3, 3e-3]}, "width": 16}
-    summary, _ = _run(tmp_path, X, y, space, **{"training.max_epochs": 2, "budget.n_trials": 3})
-    diag = summary["diagnoses"]
-    assert _diagnoses(summary) == ["data_pipeline_suspect"] * 3, diag["trials"]
-    assert diag["counts"]["data_pipeline_suspect"] == 3
-    # the last trial, seeing every earlier trial at chance, diagnosed itself
-    last = diag["trials"][-1]
-    assert "at chance" in last["text"] and "other trials" in last["text"]
-    assert diag["notes"] and "data pipeline" in diag["notes"][0]
-
-
 def test_healthy_study_raises_no_false_alarm(tmp_path: Path) -> None:
     X, y = _digits(600)
+    X = X[:, X.min(axis=0) < X.max(axis=0)]  # blank border pixels: constant columns warn on a table
     space = {"lr": {"float": [3e-3, 1e-2], "log": True}, "width": 32, "dropout": {"float": [0.0, 0.2]}}
     summary, said = _run(
         tmp_path, X, y, space, **{"training.max_epochs": 4, "training.batch_size": 32, "budget.n_trials": 3}

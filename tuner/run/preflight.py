@@ -10,7 +10,10 @@ cnn family on tabular data; a class with too few samples for the folds (raised b
 rest above ``data.max_test_duplicates``.
 
 Warnings: a smaller share of such duplicates; class imbalance above
-``IMBALANCE_RATIO``; features far from normalized (``SCALE_LIMIT``, ``SCALE_SPREAD``).
+``IMBALANCE_RATIO``; features far from normalized (``SCALE_LIMIT``, ``SCALE_SPREAD``);
+and, for tables (not images, whose constant border pixels are normal), on the non-test
+rows only: constant columns, columns that repeat another, and a column that alone
+predicts the label near-perfectly (target leakage, ``tuner.run.leakage``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tuner.errors import DataError
+from tuner.run.leakage import LEAK_SKILL, leaking_columns
 
 if TYPE_CHECKING:
     from tuner.config import StudyConfig
@@ -38,6 +42,7 @@ IMBALANCE_RATIO = 3.0  # largest / smallest class count above which the data is 
 SCALE_LIMIT = 50.0  # a feature |mean| or std above this is far from normalized
 SCALE_SPREAD = 1000.0  # largest / smallest per-feature std above this: scales differ wildly
 SHOWN = 5  # indices quoted in a message
+COLUMNS_SHOWN = 10  # columns named in a message (short: "column 12")
 
 
 def check_dataset(config: StudyConfig, ds: Any) -> list[str]:
@@ -107,7 +112,10 @@ def _imbalance(config: StudyConfig, ds: Any, counts: np.ndarray) -> str | None:
         )
     else:
         text += f" objective.metric {config.objective.metric} accounts for it;"
-    return text + " and consider searching class_weight: {categorical: [none, balanced]}"
+    return text + (
+        " and consider searching class_weight: {categorical: [none, balanced]} or sampling: "
+        "{categorical: [none, oversample, undersample]}"
+    )
 
 
 def _scale(config: StudyConfig, ds: Any) -> str | None:
@@ -143,12 +151,21 @@ def _row_hashes(X: np.ndarray) -> list[bytes]:
 
 
 def check_splits(config: StudyConfig, ds: Any, splits: Any) -> list[str]:
-    """Leakage check: exact duplicate samples shared by the test split and the rest.
+    """Checks that need the splits: exact duplicate samples shared by the test split and
+    the rest (features only), and for tables the constant, repeated and label-leaking
+    feature columns, read on the non-test rows only (the test labels stay sealed).
 
     Raises:
         DataError: when the share of test samples with a duplicate outside the test
             split is above ``data.max_test_duplicates``.
     """
+    warnings = _test_duplicates(config, ds, splits)
+    if not ds.is_image:  # constant border pixels are normal; one pixel is no leak
+        warnings += _columns(config, ds, splits.trainval)
+    return warnings
+
+
+def _test_duplicates(config: StudyConfig, ds: Any, splits: Any) -> list[str]:
     hashes = _row_hashes(ds.X)
     outside: dict[bytes, int] = {}
     for i in splits.trainval:
@@ -171,6 +188,72 @@ def check_splits(config: StudyConfig, ds: Any, splits: Any) -> list[str]:
             "or raise data.max_test_duplicates if the duplicates are genuine"
         )
     return [f"possible leakage: {evidence}; deduplicate the data for an honest test score"]
+
+
+def _column(ds: Any, j: int) -> str:
+    names = ds.feature_names
+    return f"column {j} ({names[j]})" if j < len(names) and names[j] != str(j) else f"column {j}"
+
+
+def _listed(ds: Any, columns: list[int]) -> str:
+    more = f", and {len(columns) - COLUMNS_SHOWN} more" if len(columns) > COLUMNS_SHOWN else ""
+    return ", ".join(_column(ds, j) for j in columns[:COLUMNS_SHOWN]) + more
+
+
+def _columns(config: StudyConfig, ds: Any, trainval: np.ndarray) -> list[str]:
+    """Constant, repeated and label-leaking columns of a table, on the non-test rows."""
+    X = ds.X[trainval]
+    lowest, highest = X.min(axis=0), X.max(axis=0)
+    varies = lowest != highest
+    warnings = []
+    constant = np.flatnonzero(~varies).tolist()
+    if constant:
+        warnings.append(
+            f"constant features: {len(constant)} of {X.shape[1]} columns hold one value on every "
+            f"non-test row ({_listed(ds, constant)}); they carry no information: drop them"
+        )
+    copies = _repeated_columns(X, np.flatnonzero(varies), np.vstack([lowest, highest]))
+    if copies:
+        pairs = ", ".join(f"{_column(ds, orig)} = {_column(ds, copy)}" for copy, orig in copies[:SHOWN])
+        more = f", and {len(copies) - SHOWN} more" if len(copies) > SHOWN else ""
+        warnings.append(
+            f"duplicate features: {len(copies)} columns repeat an earlier column on every "
+            f"non-test row ({pairs}{more}); drop the copies: they add weights, not information"
+        )
+    leaks = leaking_columns(X, ds.y[trainval], np.flatnonzero(varies), seed=config.seed)
+    if leaks:
+        named = ", ".join(f"{_column(ds, j)} (skill {s:.3f})" for j, s in leaks[:SHOWN])
+        more = f", and {len(leaks) - SHOWN} more" if len(leaks) > SHOWN else ""
+        warnings.append(
+            f"possible target leakage: {named}{more} "
+            f"{'alone predicts' if len(leaks) == 1 else 'each alone predict'} the label near-perfectly (a one-feature tree, scored held out on the non-test rows; "
+            f"balanced-accuracy skill, 0 = chance, 1 = perfect; limit {LEAK_SKILL:g}). A feature "
+            "this predictive is usually derived from the label (a copy, an ID assigned per "
+            "class, a field filled in after the outcome): drop it if so, or the model will "
+            "learn to read it and fail where it is missing"
+        )
+    return warnings
+
+
+def _repeated_columns(X: np.ndarray, columns: np.ndarray, extremes: np.ndarray) -> list[tuple[int, int]]:
+    """``(copy, original)`` pairs of ``columns`` equal on every row, the original first."""
+    # Columns that agree on a few rows and on their extremes are hashed whole; the others
+    # differ already, so a wide table is not copied column by column.
+    probe = X[np.linspace(0, len(X) - 1, num=min(len(X), 16)).astype(int)]
+    keys = np.vstack([probe, extremes])[:, columns] + np.float32(0)
+    groups: dict[bytes, list[int]] = {}
+    for j, key in zip(columns.tolist(), np.ascontiguousarray(keys.T), strict=True):
+        groups.setdefault(key.tobytes(), []).append(j)
+    copies = []
+    for group in (g for g in groups.values() if len(g) > 1):
+        first: dict[bytes, int] = {}
+        for j, col in zip(group, np.ascontiguousarray(X[:, group].T) + np.float32(0), strict=True):
+            key = hashlib.blake2b(col.tobytes(), digest_size=16).digest()  # -0.0 is 0.0 here
+            if key in first:
+                copies.append((j, first[key]))
+            else:
+                first[key] = j
+    return sorted(copies)
 
 
 def log_warnings(tracker: Any, warnings: list[str]) -> None:

@@ -185,10 +185,13 @@ def _open_study(
 
 
 def _log_preflight(session: Session) -> None:
-    """The pre-flight warnings, printed and logged on the study's parent run."""
+    """The loader's notes and the pre-flight warnings, printed; the warnings are also
+    logged on the study's parent run."""
     from tuner.run.preflight import log_warnings
     from tuner.storage.records import PREFLIGHT_ATTR
 
+    for note in session.prep.dataset.notes:
+        session.say(f"pre-flight note: {note}")
     warnings = list(session.prep.warnings)
     for w in warnings:
         session.say(f"pre-flight warning: {w}")
