@@ -112,10 +112,12 @@ class RefitModel:
         self, X: Any, y: Any, epochs: int = 5, lr: float | None = None, seed: int = 0
     ) -> RefitModel:
         """Train further on ``X, y`` with the best trial's optimizer, batch size,
-        regularization and augmentation (``lr`` overrides its learning rate), under the
-        divergence guard. Returns ``self``; ``module`` is left in eval mode."""
+        regularization, augmentation, class weights and sampling (``lr`` overrides its
+        learning rate), under the divergence guard. Returns ``self``; ``module`` is left
+        in eval mode."""
         from objectives.augment import Augment, make_augmenter
         from objectives.guard import DivergenceGuard
+        from objectives.sampling import resample
         from objectives.training import fit
         from search_spaces.params import HParams
         from tuner.config.sections import DivergenceConfig
@@ -126,14 +128,17 @@ class RefitModel:
         hp = HParams.resolve(params, int(self.recipe["batch_size"]))
         device = next(self.module.parameters()).device
         X_t = torch.as_tensor(np.asarray(X, dtype=np.float32), device=device)
+        y_t = torch.as_tensor(np.asarray(y, dtype=np.int64), device=device)
         aug = Augment.from_params(params)
         shape = tuple(int(d) for d in self.recipe["sample_shape"])
         augment = make_augmenter(aug, shape, scale=float(X_t.max())) if aug.active else None
+        # the new rows are treated as the refit treated its own: same imbalance remedy
+        X_t, y_t = resample(X_t, y_t, hp.sampling, seed)
         fit(
             self.module,
             hp,
             X_t,
-            torch.as_tensor(np.asarray(y, dtype=np.int64), device=device),
+            y_t,
             augment=augment,
             epochs=epochs,
             metric=self.recipe["metric"],

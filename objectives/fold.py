@@ -3,7 +3,9 @@
 The built-in loop (``objectives.training.fit``) on a built-in family or a
 ``model.factory`` plug-in, or the user's ``objective.function``; in every case with
 the trial's augmentation on training batches only, mixed precision per
-``training.amp`` and cuDNN autotuning where it pays (``objectives.devices``).
+``training.amp`` and cuDNN autotuning where it pays (``objectives.devices``), and the
+trial's ``sampling`` of the training rows (``objectives.sampling``), never of the
+validation rows.
 """
 
 from __future__ import annotations
@@ -36,14 +38,15 @@ def train_fold(
     trial: Any = None,
     epochs: int | None = None,
 ) -> Any:
-    """A freshly initialised model trained on ``X, y`` for ``epochs`` (default
-    ``training.max_epochs``); raises ``Diverged`` or whatever ``on_epoch`` raises
-    (``optuna.TrialPruned``, ``objectives.early_stopping.StopFold``)."""
+    """A freshly initialised model trained on ``X, y`` (resampled per ``hp.sampling``) for
+    ``epochs`` (default ``training.max_epochs``); raises ``Diverged`` or whatever
+    ``on_epoch`` raises (``optuna.TrialPruned``, ``objectives.early_stopping.StopFold``)."""
     import torch
 
     from objectives.augment import Augment, make_augmenter
     from objectives.devices import configure_backends, resolve_amp
     from objectives.models import build_model
+    from objectives.sampling import resample
     from objectives.training import fit
 
     device = X.device
@@ -55,6 +58,7 @@ def train_fold(
         augment = make_augmenter(aug, spec.sample_shape, scale=float(X.max()))
     amp = resolve_amp(config.training.amp, device)
     configure_backends(device, spec.family if not spec.factory else "cnn")
+    X, y = resample(X, y, hp.sampling, seed)  # training rows only: X_val keeps the data's balance
     torch.manual_seed(seed)  # the init weights too, whatever ran before in this process
     function = config.objective.function
     if function:

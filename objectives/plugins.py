@@ -43,7 +43,10 @@ __all__ = ["FoldData", "Reporter", "run_objective"]
 
 @dataclass
 class FoldData:
-    """One fold's tensors (on ``device``) and what the objective may need."""
+    """One fold's tensors (on ``device``) and what the objective may need.
+
+    ``X_train, y_train`` are already over- or under-sampled per the trial's
+    ``sampling`` (``hp.sampling``); ``X_val, y_val`` never are."""
 
     X_train: Any
     y_train: Any

@@ -17,6 +17,7 @@ __all__ = [
     "EARLY_STOPPING_PARAMS",
     "HParams",
     "KNOWN_PARAMS",
+    "SAMPLINGS",
     "augment_params",
     "check_augment",
     "check_early_stopping",
@@ -29,6 +30,7 @@ BATCHNORM = ("none", "before_activation", "after_activation")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 ACTIVATIONS = ("relu", "gelu", "tanh", "silu")
 CLASS_WEIGHTS = ("none", "balanced")
+SAMPLINGS = ("none", "oversample", "undersample")  # of the training rows: objectives.sampling
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class HParams:
     batch_size: int = 64
     max_norm: float | None = None  # gradient clipping; the guard sees the norm before it
     class_weight: str = "none"
+    sampling: str = "none"  # over/under-sample the training rows per class (objectives.sampling)
     label_smoothing: float = 0.0
 
     @classmethod
@@ -67,6 +70,7 @@ _CHOICES = {
     "optimizer": OPTIMIZERS,
     "activation": ACTIVATIONS,
     "class_weight": CLASS_WEIGHTS,
+    "sampling": SAMPLINGS,
 }
 _RANGES: dict[str, tuple[float, float, bool]] = {  # low, high, low inclusive
     "lr": (0.0, math.inf, False),
