@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tuner.run.mistakes import find_mistakes, log_mistakes
 from tuner.run.takeaway import take_away
 from tuner.storage.records import LOCKBOX_ATTR, record_scorings, scorings
 from tuner.views.progress import Heartbeat
@@ -94,6 +95,7 @@ def _score(
         model, y_test, proba, metrics, curve = _refit_and_score(
             config, dataset, splits, best, device, say, epochs
         )
+        errors = find_mistakes(_class_names(dataset), splits.test, y_test, proba)  # test: dataset rows
         entry = {
             "trial_number": best.number,
             "params": dict(best.params),
@@ -103,17 +105,12 @@ def _score(
             "cv_mean": best.user_attrs.get("cv_mean", best.value),
             "cv_std": best.user_attrs.get("cv_std"),
             "n_test": int(len(y_test)),
-            "scored_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "host": socket.gethostname(),
-            "user": _user(),
-            "split_fingerprint": split_fp,
+            **_provenance(config, split_fp, trials_finished),
             "refit_seconds": round(time.perf_counter() - started, 2),
             "refit_epochs": epochs,
             "refit_epochs_rule": epochs_rule,
             "mlflow_run_id": refit_id,
-            "trials_finished": trials_finished,
-            "budget": config.budget.n_trials,
-            "search_cut_short": trials_finished is not None and trials_finished < config.budget.n_trials,
+            **errors.record(),  # per-class recall and the most confident mistakes
         }
         record_scorings(study, history + [entry])
         from sklearn.metrics import confusion_matrix
@@ -124,6 +121,7 @@ def _score(
         if refit_id:
             try:
                 _log_refit(tracker, refit_id, entry, cm, dataset, y_test, proba, config, curve)
+                log_mistakes(tracker, refit_id, errors, dataset)  # never raises
                 taken = take_away(tracker, refit_id, entry, model, dataset, config, best, history, say)
                 if taken:  # the model's address and registry version, beside the score
                     entry.update(taken)
@@ -137,6 +135,24 @@ def _score(
             status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
             tracker.client.set_terminated(refit_id, status=status)
         raise
+
+
+def _provenance(config: StudyConfig, split_fp: str, trials_finished: int | None) -> dict[str, Any]:
+    """When, where and by whom the test split was scored, which split it was, and how far
+    the search had got (short of its budget: ``tune finish``)."""
+    return {
+        "scored_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "host": socket.gethostname(),
+        "user": _user(),
+        "split_fingerprint": split_fp,
+        "trials_finished": trials_finished,
+        "budget": config.budget.n_trials,
+        "search_cut_short": trials_finished is not None and trials_finished < config.budget.n_trials,
+    }
+
+
+def _class_names(dataset: Any) -> list[str]:
+    return dataset.classes or [str(i) for i in range(dataset.n_classes)]
 
 
 def refit_plan(config: StudyConfig, best: Any) -> tuple[int, str]:
@@ -220,7 +236,7 @@ def _log_refit(
 
     for start in range(0, len(metrics), MAX_BATCH):  # MLflow takes 1,000 metrics per batch
         client.log_batch(run_id, metrics=metrics[start : start + MAX_BATCH], tags=tags if start == 0 else [])
-    names = dataset.classes or [str(i) for i in range(dataset.n_classes)]
+    names = _class_names(dataset)
     client.log_dict(run_id, {"labels": names, "matrix": cm.tolist()}, "confusion_matrix.json")
     report = classification_report(
         y_test,

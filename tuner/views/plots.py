@@ -15,6 +15,7 @@ __all__ = [
     "figure_png",
     "learning_curves_figure",
     "log_study_plots",
+    "mistakes_figure",
     "study_figures",
 ]
 
@@ -42,6 +43,33 @@ def confusion_matrix_figure(cm: np.ndarray, labels: list[str]) -> Any:
             color = "white" if cm[i, j] > cm.max() / 2 else "black"
             ax.text(j, i, int(cm[i, j]), ha="center", va="center", color=color, fontsize=8)
     ax.set_title("held-out test confusion matrix")
+    fig.tight_layout()
+    return fig
+
+
+def mistakes_figure(images: np.ndarray, titles: list[str], columns: int = 5) -> Any:
+    """A grid of images (N, C, H, W), one title under each: grayscale for one channel,
+    RGB for three (the mean of the channels otherwise), each scaled to its own min-max.
+
+    A bare ``Figure`` (no pyplot state to close), for ``MlflowClient.log_figure``.
+    """
+    from matplotlib.figure import Figure
+
+    n = len(images)
+    cols = max(1, min(columns, n))
+    rows = -(-n // cols)
+    fig = Figure(figsize=(2.2 * cols, 2.5 * rows))
+    for i, (image, title) in enumerate(zip(images, titles, strict=True)):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        lo, hi = float(image.min()), float(image.max())
+        scaled = (image - lo) / (hi - lo) if hi > lo else np.zeros_like(image)
+        if image.shape[0] == 3:
+            ax.imshow(np.transpose(scaled, (1, 2, 0)))
+        else:
+            ax.imshow(scaled.mean(axis=0), cmap="gray", vmin=0.0, vmax=1.0)
+        ax.set_title(title, fontsize=7)
+        ax.set_axis_off()
+    fig.suptitle("held-out test: the most confident mistakes", fontsize=10)
     fig.tight_layout()
     return fig
 

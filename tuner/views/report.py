@@ -145,6 +145,10 @@ def _test_summary(
         "budget": first.get("budget"),
         "refit_run_id": first.get("mlflow_run_id"),
     }
+    if first.get("per_class_recall") is not None:  # scorings recorded before it have none
+        test["per_class_recall"] = first["per_class_recall"]
+        test["n_classes"] = first.get("n_classes", len(first["per_class_recall"]))
+        test["mistakes"] = first.get("mistakes")
     if first.get("refit_epochs") is not None:
         test["refit_epochs"] = first["refit_epochs"]
         test["refit_epochs_rule"] = first.get("refit_epochs_rule")
@@ -240,6 +244,7 @@ def _render_test(summary: dict[str, Any]) -> list[str]:
         f"held-out test ({test.get('n_test')} samples, refit of trial #{test['trial_number']}): "
         f"{m} {test['score']:.4f}"
     )
+    lines += _render_errors(test)
     if test.get("refit_epochs") is not None:
         lines.append(f"refit trained {test['refit_epochs']} epoch(s): {test.get('refit_epochs_rule')}")
     if "validation_optimism" in test:
@@ -278,3 +283,43 @@ def _render_test(summary: dict[str, Any]) -> list[str]:
     if not test["current_best"]:
         lines.append("note: the best trial changed since the test split was first scored")
     return lines
+
+
+def _render_errors(test: dict[str, Any]) -> list[str]:
+    """Per-class recall on the test split and its most confident mistakes (by dataset row)."""
+    if not test.get("per_class_recall"):
+        return []
+    lines = [_recall_line(test["per_class_recall"], test.get("n_classes"))]
+    mistakes = test.get("mistakes") or {}
+    if mistakes.get("count") == 0:
+        lines.append(f"no mistakes: all {test.get('n_test')} test samples were classified right")
+    elif mistakes.get("most_confident"):
+        where = " (more in errors/ on the refit's MLflow run)" if test.get("refit_run_id") else ""
+        lines.append(f"most confident of the {mistakes['count']} mistakes{where}:")
+        for m in mistakes["most_confident"]:
+            p = f" (p={m['confidence']:.2f})" if m.get("confidence") is not None else ""
+            lines.append(f"    row {m['row']}: true {m['true']}, predicted {m['predicted']}{p}")
+    return lines
+
+
+ALL_CLASSES_UP_TO = 20  # beyond, the report names the lowest recalls only
+LOWEST_SHOWN = 5
+
+
+def _recall_line(recall: dict[str, dict[str, Any]], n_classes: int | None) -> str:
+    """Every class's recall and the lowest (up to 20 classes), or the lowest 5."""
+    known = {k: r["recall"] for k, r in recall.items() if r.get("recall") is not None}
+    lowest = sorted(known, key=lambda k: known[k])  # stable: the first class of a tie
+    n = n_classes or len(recall)
+    if n > ALL_CLASSES_UP_TO:
+        shown = ", ".join(
+            f"{k} {known[k]:.2f} ({recall[k]['support']} samples)" for k in lowest[:LOWEST_SHOWN]
+        )
+        return f"per-class recall, the lowest {min(LOWEST_SHOWN, len(lowest))} of {n} classes: {shown}"
+    shown = ", ".join(
+        f"{k} {'n/a' if r.get('recall') is None else format(r['recall'], '.2f')}" for k, r in recall.items()
+    )
+    if not lowest:
+        return f"per-class recall: {shown}"
+    k = lowest[0]
+    return f"per-class recall: {shown} (lowest: {k} {known[k]:.2f} on {recall[k]['support']} samples)"
