@@ -149,7 +149,6 @@ CASES: list[Case] = [
         _sk("digits", 150),
         {"lr": 1e-3, "width": 512, **_BARE, **_ADAM},
         {"training.max_epochs": 60, "training.batch_size": 16},
-        fast=True,
     ),
     Case(
         "memorize-digits150-w512-low-lr",
@@ -185,6 +184,7 @@ CASES: list[Case] = [
         _flipped(_sk("breast_cancer", 100), 0.2),
         {"lr": 3e-3, "width": 512, "depth": 2, **_BARE, **_ADAM},
         {"training.max_epochs": 60, "training.batch_size": 8},
+        fast=True,
     ),
     # -- under-fitting: the model cannot fit even its training rows
     Case(

@@ -32,7 +32,8 @@ calibrated on the real runs of ``tests/integration/diagnosis_cases.py``):
    validation loss rose ``OVERFIT_RISE`` or more above its minimum while the training
    loss kept falling, or the gap reached ``OVERFIT_GAP`` and grew by
    ``OVERFIT_GAP_GROWTH`` since the first epoch. The severity is
-   ``severe`` from a rise of ``SEVERE_RISE`` or a gap of ``SEVERE_GAP``, else ``mild``.
+   ``severe`` from a gap of ``SEVERE_GAP``, or a rise of ``SEVERE_RISE`` with the gap past
+   ``OVERFIT_MIN_GAP``, else ``mild``.
 6. ``stopped_early``: pruned (by the pruner or fold pruning) or with no complete epoch,
    before its behaviour could be judged (a pruned trial is not called under-fitting:
    the pruner stopped it while it learned); the text says what was seen.
@@ -86,8 +87,8 @@ MEMORIZED_GAP = 0.05  # ... with validation this far behind
 MEMORIZED_LOSS_RATIO = 10.0  # ... and a validation loss an order of magnitude above the training loss,
 OVERFIT_GAP = 0.15  # or a gap this large ...
 OVERFIT_GAP_GROWTH = 0.05  # ... that grew at least this much since the first epoch
-SEVERE_RISE = 0.50  # a validation loss 50 % above its minimum is severe over-fitting
-SEVERE_GAP = 0.30  # and so is a skill gap of 0.3
+SEVERE_RISE = 0.50  # a validation loss 50 % above its minimum (with the gap past its floor)
+SEVERE_GAP = 0.30  # or a skill gap of 0.3 is severe over-fitting
 UNDERFIT_SKILL = 0.30  # final train skill below this is close to chance
 UNDERFIT_BEHIND_BEST = 0.30  # or train skill this far below the study's best validation skill
 TRAIN_FITS = 0.30  # train skill from which a model is fitting its training rows
@@ -292,7 +293,9 @@ def _overfit(
     if not (rising or memorized or grew):
         return None
     ev["val_loss_rise"] = _r(rise)
-    ev["severity"] = "severe" if rise >= SEVERE_RISE or gap >= SEVERE_GAP else "mild"
+    # a loss that climbs while the scores stay close is over-confidence, not yet severe
+    severe = gap >= SEVERE_GAP or (rise >= SEVERE_RISE and gap >= OVERFIT_MIN_GAP)
+    ev["severity"] = "severe" if severe else "mild"
     why = (
         f"train {metric} {curves.train_score[-1]:.4f} vs validation "
         f"{curves.val_score[-1]:.4f} (skill gap {gap:.2f}, {gap0:.2f} after epoch 1)"
