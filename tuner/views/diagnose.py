@@ -345,20 +345,20 @@ def _stopped(
     best_val_skill: float | None,
     pruned_by: str | None,
 ) -> _Verdict:
-    """Rule 6: pruned before it showed how it trains; say what was seen."""
-    best = (
-        f"; the study's best validation skill is {best_val_skill:.2f}" if best_val_skill is not None else ""
-    )
+    """Rule 6: pruned before it showed how it trains; say what was seen, numbers first
+    (the report's table shows the text's first 100 characters)."""
+    who = {"pruner": "the pruner", "fold": "fold pruning"}.get(pruned_by or "", pruned_by)
     trend = (
-        f"still learning (train skill {ts[0]:.2f} → {ts[-1]:.2f})"
+        f"still learning, train skill {ts[0]:.2f} → {ts[-1]:.2f}"
         if curves.epochs >= 2 and ts[-1] > ts[0]
         else f"train skill {ts[-1]:.2f}"
     )
+    best = f", against the study's best {best_val_skill:.2f}" if best_val_skill is not None else ""
     return (
         "stopped_early",
-        f"pruned by the {pruned_by} after {curves.epochs} epoch(s) over {curves.folds} fold(s), too "
-        f"soon to judge how it trains: train {metric} {curves.train_score[-1]:.4f}, validation "
-        f"{curves.val_score[-1]:.4f} (skill {vs[-1]:.2f}), {trend}{best}",
+        f"validation {metric} {curves.val_score[-1]:.4f}, train {curves.train_score[-1]:.4f} when "
+        f"{who} stopped it after {curves.epochs} epoch(s) over {curves.folds} fold(s) ({trend}; "
+        f"validation skill {vs[-1]:.2f}{best}): too soon to judge how it trains",
     )
 
 

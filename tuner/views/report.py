@@ -295,7 +295,8 @@ def _render_errors(test: dict[str, Any]) -> list[str]:
         lines.append(f"no mistakes: all {test.get('n_test')} test samples were classified right")
     elif mistakes.get("most_confident"):
         where = " (more in errors/ on the refit's MLflow run)" if test.get("refit_run_id") else ""
-        lines.append(f"most confident of the {mistakes['count']} mistakes{where}:")
+        n = mistakes["count"]
+        lines.append(f"the only mistake{where}:" if n == 1 else f"most confident of the {n} mistakes{where}:")
         for m in mistakes["most_confident"]:
             p = f" (p={m['confidence']:.2f})" if m.get("confidence") is not None else ""
             lines.append(f"    row {m['row']}: true {m['true']}, predicted {m['predicted']}{p}")

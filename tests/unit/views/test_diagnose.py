@@ -178,7 +178,8 @@ def test_a_pruned_trial_is_stopped_early_unless_it_showed_a_problem() -> None:
         learning, "balanced_accuracy", 0.1, pruned_by="pruner", pruned_reason="r", best_val_skill=0.92
     )
     assert name == "stopped_early" and ev["pruned_by"] == "pruner"
-    assert "still learning (train skill 0.33 → 0.72)" in text and "best validation skill is 0.92" in text
+    assert "still learning, train skill 0.33 → 0.72" in text and "the study's best 0.92" in text
+    assert text.startswith("stopped_early: validation balanced_accuracy 0.7000, train 0.7500 when the pruner")
     # stopped while still at chance: not judged under-fitting
     slow = curves([0.1, 0.12], [0.1, 0.11])
     assert (
