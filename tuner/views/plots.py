@@ -58,7 +58,8 @@ def mistakes_figure(images: np.ndarray, titles: list[str], columns: int = 5) -> 
     n = len(images)
     cols = max(1, min(columns, n))
     rows = -(-n // cols)
-    fig = Figure(figsize=(2.2 * cols, 2.5 * rows))
+    # at least 3 tiles wide, so the title fits above a single mistake
+    fig = Figure(figsize=(2.2 * max(cols, 3), 2.5 * rows))
     for i, (image, title) in enumerate(zip(images, titles, strict=True)):
         ax = fig.add_subplot(rows, cols, i + 1)
         lo, hi = float(image.min()), float(image.max())
@@ -69,7 +70,8 @@ def mistakes_figure(images: np.ndarray, titles: list[str], columns: int = 5) -> 
             ax.imshow(scaled.mean(axis=0), cmap="gray", vmin=0.0, vmax=1.0)
         ax.set_title(title, fontsize=7)
         ax.set_axis_off()
-    fig.suptitle("held-out test: the most confident mistakes", fontsize=10)
+    what = "the only mistake" if n == 1 else f"the {n} most confident mistakes"
+    fig.suptitle(f"held-out test: {what}", fontsize=10)
     fig.tight_layout()
     return fig
 
