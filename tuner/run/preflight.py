@@ -195,9 +195,10 @@ def _column(ds: Any, j: int) -> str:
     return f"column {j} ({names[j]})" if j < len(names) and names[j] != str(j) else f"column {j}"
 
 
-def _listed(ds: Any, columns: list[int]) -> str:
-    more = f", and {len(columns) - COLUMNS_SHOWN} more" if len(columns) > COLUMNS_SHOWN else ""
-    return ", ".join(_column(ds, j) for j in columns[:COLUMNS_SHOWN]) + more
+def _first(items: list[str], shown: int) -> str:
+    """The first ``shown`` of ``items``, joined, and how many more there are."""
+    more = f", and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
 
 
 def _columns(config: StudyConfig, ds: Any, trainval: np.ndarray) -> list[str]:
@@ -210,22 +211,20 @@ def _columns(config: StudyConfig, ds: Any, trainval: np.ndarray) -> list[str]:
     if constant:
         warnings.append(
             f"constant features: {len(constant)} of {X.shape[1]} columns hold one value on every "
-            f"non-test row ({_listed(ds, constant)}); they carry no information: drop them"
+            f"non-test row ({_first([_column(ds, j) for j in constant], COLUMNS_SHOWN)}); they carry no information: drop them"
         )
     copies = _repeated_columns(X, np.flatnonzero(varies), np.vstack([lowest, highest]))
     if copies:
-        pairs = ", ".join(f"{_column(ds, orig)} = {_column(ds, copy)}" for copy, orig in copies[:SHOWN])
-        more = f", and {len(copies) - SHOWN} more" if len(copies) > SHOWN else ""
+        pairs = _first([f"{_column(ds, orig)} = {_column(ds, copy)}" for copy, orig in copies], SHOWN)
         warnings.append(
             f"duplicate features: {len(copies)} columns repeat an earlier column on every "
-            f"non-test row ({pairs}{more}); drop the copies: they add weights, not information"
+            f"non-test row ({pairs}); drop the copies: they add weights, not information"
         )
     leaks = leaking_columns(X, ds.y[trainval], np.flatnonzero(varies), seed=config.seed)
     if leaks:
-        named = ", ".join(f"{_column(ds, j)} (skill {s:.3f})" for j, s in leaks[:SHOWN])
-        more = f", and {len(leaks) - SHOWN} more" if len(leaks) > SHOWN else ""
+        named = _first([f"{_column(ds, j)} (skill {s:.3f})" for j, s in leaks], SHOWN)
         warnings.append(
-            f"possible target leakage: {named}{more} "
+            f"possible target leakage: {named} "
             f"{'alone predicts' if len(leaks) == 1 else 'each alone predict'} the label near-perfectly (a one-feature tree, scored held out on the non-test rows; "
             f"balanced-accuracy skill, 0 = chance, 1 = perfect; limit {LEAK_SKILL:g}). A feature "
             "this predictive is usually derived from the label (a copy, an ID assigned per "

@@ -17,23 +17,21 @@ calibrated on the real runs of ``tests/integration/diagnosis_cases.py``):
    ``GRAD_EXPLODE_FACTOR`` x from the first epoch, or the training loss ended
    ``LOSS_EXPLODE_FACTOR`` x above the first epoch's.
 3. ``data_pipeline_suspect``: validation skill above training skill by more than
-   ``VAL_ABOVE_TRAIN`` in every epoch; or the model fits its training rows (train
-   skill ``TRAIN_FITS`` or more) while validation stays near chance (its median skill
-   over the epochs below ``NEAR_CHANCE``): nothing it learns carries over, the signature of
-   labels that do not match the features.
+   ``VAL_ABOVE_TRAIN`` in every epoch; or the model fits its training rows (train skill
+   ``TRAIN_FITS``) while validation stays near chance (median skill below ``NEAR_CHANCE``):
+   nothing it learns carries over, as with labels that do not match the features.
 4. ``vanishing_gradients``: training stuck at chance (train skill below
    ``UNDERFIT_SKILL``) and the gradient gone before it reaches the input layer (the
    first / last layer's gradient norm, median over epochs, at most ``VANISH_RATIO``),
    or collapsed (the last epoch's max norm at most ``GRAD_COLLAPSE`` x its peak) with
    the training loss flat (within ``FLAT_LOSS`` of the first epoch's).
 5. ``overfitting``: the training rows memorized (train skill ``MEMORIZED``, validation
-   ``MEMORIZED_GAP`` behind and its loss ``MEMORIZED_LOSS_RATIO`` x the training loss); or a train − validation skill gap of at least
-   ``OVERFIT_MIN_GAP`` (the floor that keeps late-epoch noise out) and either the
-   validation loss rose ``OVERFIT_RISE`` or more above its minimum while the training
-   loss kept falling, or the gap reached ``OVERFIT_GAP`` and grew by
-   ``OVERFIT_GAP_GROWTH`` since the first epoch. The severity is
-   ``severe`` from a gap of ``SEVERE_GAP``, or a rise of ``SEVERE_RISE`` with the gap past
-   ``OVERFIT_MIN_GAP``, else ``mild``.
+   ``MEMORIZED_GAP`` behind, its loss ``MEMORIZED_LOSS_RATIO`` x the training loss); or a
+   skill gap of ``OVERFIT_MIN_GAP`` (the floor that keeps late-epoch noise out) with the
+   validation loss ``OVERFIT_RISE`` above its minimum while the training loss fell, or
+   with the gap at ``OVERFIT_GAP`` and grown ``OVERFIT_GAP_GROWTH`` since epoch 1.
+   ``severe`` from a gap of ``SEVERE_GAP``, or a rise of ``SEVERE_RISE`` with the gap
+   past ``OVERFIT_MIN_GAP``; else ``mild``.
 6. ``stopped_early``: pruned (by the pruner or fold pruning) or with no complete epoch,
    before its behaviour could be judged (a pruned trial is not called under-fitting:
    the pruner stopped it while it learned); the text says what was seen.
