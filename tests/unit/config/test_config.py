@@ -23,7 +23,7 @@ def test_quickstart_example_is_valid():
     assert cfg.model.family == "cnn"
     assert cfg.direction == "maximize"
     assert cfg.budget.timeout == 20 * 60
-    # the regularization preset searches at least these
+    # it searches at least the regularization parameters
     assert {"lr", "weight_decay", "dropout", "batchnorm"} <= set(cfg.search_space.names)
     assert cfg.search_space.params["lr"].log
     assert cfg.search_space.params["batchnorm"].categorical == (
@@ -34,6 +34,12 @@ def test_quickstart_example_is_valid():
     # relative sqlite files live beside the study file
     assert cfg.storage_url == f"sqlite:///{REPO / 'examples' / 'digits-regularization.db'}"
     assert cfg.tracking_uri == f"sqlite:///{REPO / 'examples' / 'mlflow.db'}"
+
+
+def test_heavier_cnn_example_is_valid_and_stores_apart():
+    cfg = load_config(REPO / "examples" / "digits_cnn.yaml")
+    assert cfg.name == "digits-cnn" and cfg.model.family == "cnn" and cfg.data.folds == 5
+    assert cfg.storage_url == f"sqlite:///{REPO / 'examples' / 'digits-cnn.db'}"
 
 
 def test_init_template_is_the_quickstart():
