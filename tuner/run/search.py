@@ -64,10 +64,21 @@ def search(session: Session, optimize: bool, live: bool | None, interrupts: Inte
     budget = Budget(study, session.storage, total, session.tracker, deadline=deadline)
     progress = Progress(total, budget.finished(), metric, live=live)
     trial_fn = TrialFunction(
-        config, objective, session.tracker, budget, interrupts, chance, worker_name(), progress
+        config,
+        objective,
+        session.tracker,
+        budget,
+        interrupts,
+        chance,
+        worker_name(),
+        progress,
+        session.storage,
     )
     after = AfterTrial(config, budget, progress, interrupts, session.say)
-    _optimize(session, optimize, budget, progress, interrupts, trial_fn, after)
+    try:
+        _optimize(session, optimize, budget, progress, interrupts, trial_fn, after)
+    finally:
+        trial_fn.close()
     if after.stop_reason:
         record_stop(study, f"{after.failures} failed trials in a row", budget.finished(), total)
         close(session, "FAILED")

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tuner.run.budget import FINISHED, Budget, BudgetReached
+from tuner.run.write_behind import BufferedTrial, WriteBehind
 
 if TYPE_CHECKING:
     import optuna
@@ -55,11 +56,28 @@ class TrialFunction:
         chance: float,
         worker: str,
         progress: Progress,
+        storage: Any,
     ) -> None:
         self.config, self.objective, self.tracker = config, objective, tracker
         self.budget, self.interrupts = budget, interrupts
         self.chance, self.worker, self.progress = chance, worker, progress
         self.in_flight: _InFlight | None = None
+        self.storage = storage
+        self.writes = WriteBehind(
+            storage, config.storage_url
+        )  # reports and attributes, off the training process
+        self._study_id: int | None = None
+
+    def buffered(self, trial: optuna.Trial) -> BufferedTrial:
+        """``trial`` with its reports and user attributes written behind."""
+        if self._study_id is None:
+            self._study_id = self.storage.get_study_id_from_name(trial.study.study_name)
+        trial_id = self.storage.get_trial_id_from_study_id_trial_number(self._study_id, trial.number)
+        return BufferedTrial(trial, self.storage, trial_id, self.writes)
+
+    def close(self) -> None:
+        """Stop the storage writer (every trial's writes are flushed before it is told)."""
+        self.writes.close()
 
     def __call__(self, trial: optuna.Trial) -> float:
         import optuna
@@ -75,41 +93,46 @@ class TrialFunction:
                 "surplus: other workers claimed the rest of the budget first; nothing was trained"
             )
         params = self.config.search_space.suggest(trial)
-        trial.set_user_attr("worker", self.worker)
+        bt = self.buffered(trial)
+        bt.set_user_attr("worker", self.worker)
         run = self.tracker.start_trial(
             trial.number,
             params,
             metric,
             self.worker,
-            on_run_id=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id),
+            on_run_id=lambda run_id: bt.set_user_attr("mlflow_run_id", run_id),
         )
-        flight = self.in_flight = _InFlight(trial.number)
+        flight = self.in_flight = _InFlight(trial.number, bt.flush)
         try:
             curves = CurveRecorder(run)  # keeps the curves for the trial's diagnosis
             reporter = self.progress.reporter(
                 trial.number, curves, self.config.data.folds, self.config.training.max_epochs
             )
             with self.interrupts.allowed():
-                value = self.objective(trial, params, reporter)
-            record_diagnosis(trial, curves, metric, self.chance)
+                value = self.objective(bt, params, reporter)
+            record_diagnosis(bt, curves, metric, self.chance)
             flight.state, flight.value = "complete", value
             return value
         except optuna.TrialPruned:
-            record_diagnosis(trial, curves, metric, self.chance)
+            record_diagnosis(bt, curves, metric, self.chance)
             flight.state = "pruned"
             raise
         except KeyboardInterrupt:
             flight.state = "interrupted"
             raise
         except Exception as e:
-            _quietly(trial.set_user_attr, "error", f"{type(e).__name__}: {e}"[:2000])
+            try:  # the storage may be what failed
+                bt.set_user_attr("error", f"{type(e).__name__}: {e}"[:2000])
+            except Exception:
+                pass
             raise
         finally:
             # Whatever happened, even the storage failing mid-trial: the run is closed.
             error = sys.exc_info()[1] if flight.state == "failed" else None
-            run.end(
-                flight.state, value=flight.value, attrs=_quietly(lambda: trial.user_attrs) or {}, error=error
-            )
+            run.end(flight.state, value=flight.value, attrs=bt.user_attrs, error=error)
+            # Optuna tells the trial finished only once its values are stored; a storage
+            # that fails here raises into the storage-failure handling (``abandon``).
+            bt.flush()
 
     def abandon(self, study: optuna.Study) -> bool:
         """After the storage failed inside Optuna's loop: record the trial in flight as
@@ -129,6 +152,7 @@ class TrialFunction:
             stored = study.get_trials(deepcopy=False)[done.number]  # a trial's number is its index
             if stored.state != optuna.trial.TrialState.RUNNING:
                 return True  # Optuna's write went through before the failure
+            done.flush()  # the trial's reports and attributes the storage missed
             if done.value is not None:  # it completed
                 study.tell(done.number, done.value)
             else:
@@ -143,18 +167,10 @@ class _InFlight:
     """The trial being run, and how it ended (``failed`` until it ends otherwise; a
     value only once it completed), until Optuna has recorded it."""
 
-    def __init__(self, number: int) -> None:
-        self.number = number
+    def __init__(self, number: int, flush: Callable[[], None]) -> None:
+        self.number, self.flush = number, flush
         self.state = "failed"
         self.value: float | None = None
-
-
-def _quietly(fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(*args)``, or None if it fails: for writes to a storage that may be down."""
-    try:
-        return fn(*args)
-    except Exception:
-        return None
 
 
 class AfterTrial:

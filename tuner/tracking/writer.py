@@ -36,7 +36,7 @@ from typing import Any
 
 from tuner.tracking.rows import epoch_metrics, format_error, now_ms
 
-__all__ = ["RemoteTrialRun", "Writer", "mode"]
+__all__ = ["RemoteTrialRun", "Writer", "child_main", "mode", "send_whole", "spawn_child", "stop_child"]
 
 FLUSH_TIMEOUT = float(os.environ.get("TUNER_MLFLOW_FLUSH_TIMEOUT", "600"))
 
@@ -51,16 +51,7 @@ class Writer:
     """The study process's end: sends each trial run's writes to the child."""
 
     def __init__(self, uri: str, experiment: str, study_name: str) -> None:
-        ours, theirs = socket.socketpair()
-        self._sock = ours
-        self.conn = Connection(os.dup(ours.fileno()))
-        fd = theirs.fileno()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tuner.tracking.writer_process", str(fd)],
-            pass_fds=(fd,),
-            stdin=subprocess.DEVNULL,
-        )
-        theirs.close()
+        self.proc, self.conn, self._sock = spawn_child("tuner.tracking.writer_process")
         # The URI may hold a password: it travels over the pipe, never on a command line.
         # The child imports MLflow and opens the store while the study is being set up.
         self.conn.send(("init", uri, experiment, study_name))
@@ -74,17 +65,12 @@ class Writer:
     def send(self, *message: Any) -> bool:
         if not self.alive:
             return False
-        # Ctrl-C and SIGTERM wait until the message is whole: half a message would be
-        # garbage to the child. The handlers run right after.
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
-            self.conn.send(message)
+            send_whole(self.conn, message)
             return True
         except (OSError, EOFError) as e:
             self._died(f"the MLflow writer process stopped ({type(e).__name__})")
             return False
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     def _died(self, why: str) -> None:
         self.alive = False
@@ -136,12 +122,54 @@ class Writer:
         if self.alive:
             self.send("close")
         self.alive = False
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.conn.close()
-        self._sock.close()
+        stop_child(self.proc, self.conn, self._sock)
+
+
+def spawn_child(module: str) -> tuple[subprocess.Popen[bytes], Connection, socket.socket]:
+    """Start ``python -m module FD`` with one end of a socket pair as its pipe; returns
+    the process, this end as a ``Connection``, and the socket to close with it. Secrets
+    (a store's URI) travel over the pipe, never on a command line."""
+    ours, theirs = socket.socketpair()
+    conn = Connection(os.dup(ours.fileno()))
+    fd = theirs.fileno()
+    proc = subprocess.Popen([sys.executable, "-m", module, str(fd)], pass_fds=(fd,), stdin=subprocess.DEVNULL)
+    theirs.close()
+    return proc, conn, ours
+
+
+def stop_child(proc: subprocess.Popen[bytes], conn: Connection, sock: socket.socket) -> None:
+    """Wait for a child told to close (killing it after 30 s), and close its pipe."""
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    conn.close()
+    sock.close()
+
+
+def send_whole(conn: Connection, message: Any) -> None:
+    """Send ``message``; Ctrl-C and SIGTERM wait until it is whole (half a message would
+    be garbage to the child), and their handlers run right after."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        conn.send(message)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+def child_main(argv: list[str], serve: Callable[[Connection], None]) -> None:
+    """A child's entry point: ``serve`` its pipe (the FD in ``argv``) until it ends.
+
+    A Ctrl-C reaches the whole process group; the study process handles it and closes
+    this pipe when it is done, which is when the child stops: so it ignores SIGINT and
+    SIGTERM."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    conn = Connection(int(argv[0]))
+    try:
+        serve(conn)
+    finally:
+        conn.close()
 
 
 def _close_quietly(*closables: Any) -> None:

@@ -6,13 +6,13 @@ each trial run's writes from the study process's pipe and makes them with the sa
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from multiprocessing.connection import Connection
 from typing import Any
 
 from tuner.tracking.tracker import Tracker
+from tuner.tracking.writer import child_main
 
 __all__ = ["main"]
 
@@ -87,17 +87,9 @@ def _reply(conn: Connection, message: Any) -> None:
 
 
 def main(argv: list[str]) -> None:
-    # A Ctrl-C reaches the whole process group; the study process handles it and
-    # closes this pipe when it is done, which is when this process stops.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ["TUNER_MLFLOW_WRITER"] = "inline"
-    conn = Connection(int(argv[0]))
-    try:
-        _serve(conn)
-    finally:
-        conn.close()
+    child_main(argv, _serve)
 
 
 if __name__ == "__main__":

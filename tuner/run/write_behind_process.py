@@ -1,0 +1,79 @@
+"""The storage writer process (``python -m tuner.run.write_behind_process FD``): applies a
+study process's trial writes (reports, user attributes) to the study storage, in the
+order they came, through the storage's public methods (see ``tuner.run.write_behind``
+for why a process).
+
+A write that fails is kept, with every write after it, and handed back at the next
+flush for the study process to apply itself: it has the same storage, and waits for
+a database server that went away. It ignores SIGINT and SIGTERM (a Ctrl-C reaches the
+whole process group; the study process handles it) and stops at the end of its pipe,
+once everything it received has been applied.
+"""
+
+from __future__ import annotations
+
+import sys
+from multiprocessing.connection import Connection
+from typing import Any
+
+__all__ = ["main"]
+
+WRITES = frozenset({"set_trial_intermediate_value", "set_trial_user_attr"})
+
+
+def _serve(conn: Connection) -> None:
+    _, url = conn.recv()
+    storage: Any = None
+    failed: list[tuple[str, tuple[Any, ...]]] = []
+    error = ""
+    try:
+        from tuner.storage.backends import build_storage
+
+        storage = build_storage(url, create=False)
+    except Exception as e:  # every write is handed back; the study process makes them
+        error = _describe(e)
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return  # the study process is gone: everything it sent has been applied
+        op = msg[0]
+        if op == "w":
+            _, method, args = msg
+            if storage is None or failed or method not in WRITES:
+                failed.append((method, args))
+                continue
+            try:
+                getattr(storage, method)(*args)
+            except Exception as e:
+                failed.append((method, args))
+                error = _describe(e)
+        elif op == "flush":
+            _reply(conn, ("flushed", msg[1], failed, error))
+            failed, error = [], "" if storage is not None else error
+        elif op == "close":
+            return
+
+
+def _describe(e: BaseException) -> str:
+    from tuner.secrets import mask_secrets
+
+    text = str(e).strip()
+    return mask_secrets(f"{type(e).__name__}: {text.splitlines()[0] if text else ''}")[:500]
+
+
+def _reply(conn: Connection, message: Any) -> None:
+    try:
+        conn.send(message)
+    except (OSError, EOFError):
+        pass  # the study process is gone
+
+
+def main(argv: list[str]) -> None:
+    from tuner.tracking.writer import child_main
+
+    child_main(argv, _serve)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
