@@ -7,8 +7,13 @@ to Optuna; the searched parameters do not change the compute, and pruning is off
   (a) bare:  a hand-written Optuna loop, in-memory storage, no logging;
   (b) tuner: ``run_study`` with the embedded SQLite storage and MLflow on (per-epoch
       curves, diagnoses, the progress line);
+  (b') tuner with a trial's reports and attributes written by a child process
+      (``TUNER_STORAGE_WRITER=process``; (b) makes them inline, the default);
   (c) the user's alternative: a hand-written Optuna loop on an SQLite storage, as
       Optuna's docs show it, with optuna-integration's ``MLflowCallback``.
+
+The arms run interleaved, in ``--rounds`` rounds (the machine's load drifts between
+arms run one after the other); per-trial figures are medians over the rounds.
 
 For trials of about 0.3 s and 1 s (``--lengths``; the epochs are calibrated on this
 machine first), prints per trial (steady state, between the first trial's start and
@@ -25,8 +30,10 @@ import argparse
 import collections
 import functools
 import os
+import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -77,14 +84,17 @@ class Timers:
 
         @functools.wraps(original)
         def timed(*a, **k):
-            self.depth[bucket] += 1
+            # Time on the training (main) thread is what a trial waits for; other threads'
+            # (Optuna's heartbeat) is counted apart, as "<bucket> behind".
+            key = bucket if threading.current_thread() is threading.main_thread() else f"{bucket} behind"
+            self.depth[key] += 1
             start = time.perf_counter()
             try:
                 return original(*a, **k)
             finally:
-                self.depth[bucket] -= 1
-                if self.depth[bucket] == 0:  # nested calls count once
-                    self.seconds[bucket] += time.perf_counter() - start
+                self.depth[key] -= 1
+                if self.depth[key] == 0:  # nested calls count once
+                    self.seconds[key] += time.perf_counter() - start
 
         setattr(owner, name, timed)
         self._undo.append((owner, name, original))
@@ -140,10 +150,18 @@ def bare(cfg, n_trials: int, timers: Timers) -> float:
     return time.perf_counter() - start, steady(study.trials)
 
 
+WARM = 2  # trials each arm runs before its steady state is timed
+
+
 def steady(trials) -> float:
-    """Seconds per trial between the first trial's start and the last one's end:
-    the per-trial cost once a study runs, without process start-up or the end's plots."""
-    trials = [t for t in trials if t.datetime_start and t.datetime_complete]
+    """Seconds per trial from the end of the first ``WARM`` trials to the last one's end:
+    the per-trial cost once a study runs, without process start-up (the writer processes
+    importing their libraries), the first trials' warm-up or the end's plots."""
+    trials = sorted((t for t in trials if t.datetime_start and t.datetime_complete), key=lambda t: t.number)
+    if len(trials) > WARM:
+        start = trials[WARM - 1].datetime_complete
+        trials = trials[WARM:]
+        return (max(t.datetime_complete for t in trials) - start).total_seconds() / len(trials)
     span = max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)
     return span.total_seconds() / len(trials)
 
@@ -242,34 +260,75 @@ def epochs_for(seconds: float, base: Path) -> int:
     return max(1, round(seconds / (per / 4)))
 
 
-def compare(length: float, n: int, base: Path, timers: Timers) -> dict[str, float]:
-    """The three arms on trials of about ``length`` seconds; per-trial seconds, steady state."""
+ARMS = {
+    "bare": "(a) bare optuna, in-memory, no logging",
+    "tuner": "(b) tuner (sqlite + mlflow, curves, lockbox)",
+    "process": "(b') tuner, storage writes in a child process",
+    "user": "(c) user's loop (sqlite + MLflowCallback)",
+}
+
+
+def _tuner_arm(cfg, timers: Timers, writer: str) -> float:
+    """tuner's per-trial seconds, with its storage writes made ``inline`` (the default)
+    or by a child ``process`` (``TUNER_STORAGE_WRITER``)."""
+    old = os.environ.get("TUNER_STORAGE_WRITER")
+    os.environ["TUNER_STORAGE_WRITER"] = writer
+    try:
+        return through_tuner(cfg, timers)[1]
+    finally:
+        if old is None:
+            os.environ.pop("TUNER_STORAGE_WRITER")
+        else:
+            os.environ["TUNER_STORAGE_WRITER"] = old
+
+
+def compare(length: float, n: int, rounds: int, base: Path, timers: Timers) -> dict[str, float]:
+    """The arms on trials of about ``length`` seconds, interleaved in ``rounds`` rounds of
+    ``n // rounds`` trials each (the machine's load drifts between arms run one after the
+    other); per-trial seconds are the median over the rounds, ratios are per round."""
     epochs = epochs_for(length, base)
     tag = f"{length:g}s".replace(".", "_")
-    cfg = validate_config(study_doc(f"overhead-{tag}", epochs, n), base, f"{tag}.yaml")
-    timers.seconds.clear()
-    _, per_a = bare(cfg, n, timers)
-    a = dict(timers.seconds)
-    timers.seconds.clear()
-    _, per_b = through_tuner(cfg, timers)
-    b = dict(timers.seconds)
-    _, per_c = users_loop(cfg, n, base)
-    print(f"\ntrials of ~{length:g} s: digits mlp, 2 folds x {epochs} epochs, 1 thread, {n} trials per arm")
-    print(f"  (a) bare optuna, in-memory, no logging:      {per_a * 1000:8.1f} ms per trial")
-    print(f"  (b) tuner (sqlite + mlflow, curves, lockbox): {per_b * 1000:8.1f} ms per trial")
-    print(f"  (c) user's loop (sqlite + MLflowCallback):    {per_c * 1000:8.1f} ms per trial")
-    added = (per_b - per_a) * 1000
-    print(f"  tuner's added cost per trial (b - a): {added:7.1f} ms   (target <= 30 ms)")
+    per: dict[str, list[float]] = {arm: [] for arm in ARMS}
+    spent: dict[str, float] = collections.defaultdict(float)  # (b) - (a), by library
+    m = max(WARM + 1, n // rounds)
+    for r in range(rounds):
+        cfg = validate_config(study_doc(f"overhead-{tag}-{r}", epochs, m), base, f"{tag}-{r}.yaml")
+        timers.seconds.clear()
+        per["bare"].append(bare(cfg, m, timers)[1])
+        for k, v in timers.seconds.items():
+            spent[k] -= v
+        timers.seconds.clear()
+        per["tuner"].append(_tuner_arm(cfg, timers, "inline"))
+        for k, v in timers.seconds.items():
+            spent[k] += v
+        pcfg = validate_config(study_doc(f"process-{tag}-{r}", epochs, m), base, f"p{tag}-{r}.yaml")
+        per["process"].append(_tuner_arm(pcfg, Timers(), "process"))
+
+        per["user"].append(users_loop(cfg, m, base)[1])
+    med = {arm: statistics.median(v) for arm, v in per.items()}
+    ratio = lambda x, y: statistics.median(p / q for p, q in zip(per[x], per[y], strict=True))  # noqa: E731
+    print(
+        f"\ntrials of ~{length:g} s: digits mlp, 2 folds x {epochs} epochs, 1 thread, {rounds} rounds x {m} trials"
+    )
+    for arm, label in ARMS.items():
+        spread = ", ".join(f"{v * 1000:.0f}" for v in per[arm])
+        print(f"  {label:<46} {med[arm] * 1000:8.1f} ms per trial  (rounds: {spread})")
+    added = statistics.median((b - a) * 1000 for a, b in zip(per["bare"], per["tuner"], strict=True))
+    print(f"  tuner's added cost per trial (b - a):       {added:7.1f} ms   (target <= 30 ms)")
     target = 1.10 if length < 0.65 else 1.03
-    print(f"  ratio tuner / bare (b / a):           {per_b / per_a:7.3f}   (target <= {target:.2f})")
-    print(f"  ratio tuner / user's loop (b / c):    {per_b / per_c:7.3f}   (target <= 0.70)")
-    print("  split of (b - a), time inside each library per trial:")
+    print(
+        f"  ratio tuner / bare (b / a):                 {ratio('tuner', 'bare'):7.3f}   (target <= {target:.2f})"
+    )
+    print(f"  ratio tuner / user's loop (b / c):          {ratio('tuner', 'user'):7.3f}   (target <= 0.70)")
+    print(f"  ratio child-process writes / inline (b' / b): {ratio('process', 'tuner'):7.3f}")
+    total = m * rounds  # the library times cover every trial, the warm ones too
+    print("  where (b - a) goes, time on the training thread per trial (all rounds):")
     for bucket in ("sampler", "storage", "mlflow"):
-        d = (b.get(bucket, 0.0) - a.get(bucket, 0.0)) / n * 1000
-        print(f"    {bucket:<8} {d:7.1f} ms")
-    rest = added - sum((b.get(k, 0) - a.get(k, 0)) / n * 1000 for k in ("sampler", "storage", "mlflow"))
-    print(f"    rest     {rest:7.1f} ms   (diagnosis, progress, python between the libraries)")
-    return {"bare": per_a, "tuner": per_b, "user": per_c, "added_ms": added}
+        print(f"    {bucket:<8} {spent.get(bucket, 0.0) / total * 1000:7.1f} ms")
+    print(
+        f"    storage on other threads of this process (Optuna's heartbeat): {spent.get('storage behind', 0.0) / total * 1000:.1f} ms"
+    )
+    return {**med, "added_ms": added}
 
 
 def growth(args, base: Path, timers: Timers) -> None:
@@ -298,6 +357,7 @@ def growth(args, base: Path, timers: Timers) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=80, help="trials per arm")
+    ap.add_argument("--rounds", type=int, default=4, help="interleaved rounds the trials are split into")
     ap.add_argument(
         "--lengths", type=float, nargs="+", default=[0.3, 1.0], help="bare trial lengths to compare, seconds"
     )
@@ -313,7 +373,7 @@ def main() -> None:
         # warm-up (imports, first allocations) outside every measurement
         bare(validate_config(study_doc("warm", 2, 2), base, "w.yaml"), 2, timers)
         for length in args.lengths:
-            compare(length, args.trials, base, timers)
+            compare(length, args.trials, args.rounds, base, timers)
         if args.prefill:
             growth(args, base, timers)
         timers.undo()

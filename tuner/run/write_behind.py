@@ -41,7 +41,8 @@ def write_mode() -> str:
     Inline is the default because it measured faster on a 2-core machine: the child
     shares the second core with the MLflow writer process, and a trial's end waits for
     both (benchmarks/overhead.py, arms b and b': 8 to 19 % slower per 0.3 s trial with
-    the child). The child is for hosts with cores to spare."""
+    the child, 14 % faster per 1 s trial of 40 reports). The child is for long trials
+    and hosts with cores to spare."""
     value = os.environ.get("TUNER_STORAGE_WRITER", "inline").strip().lower()
     return "process" if value == "process" else "inline"
 
