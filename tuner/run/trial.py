@@ -63,9 +63,8 @@ class TrialFunction:
         self.chance, self.worker, self.progress = chance, worker, progress
         self.in_flight: _InFlight | None = None
         self.storage = storage
-        self.writes = WriteBehind(
-            storage, config.storage_url
-        )  # reports and attributes, off the training process
+        # the trials' reports and attributes: inline, or off the training process
+        self.writes = WriteBehind(storage, config.storage_url)
         self._study_id: int | None = None
 
     def buffered(self, trial: optuna.Trial) -> BufferedTrial:

@@ -29,6 +29,8 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from tuner.tracking.writer import send_whole, spawn_child, stop_child
+
 __all__ = ["BufferedTrial", "WriteBehind", "write_mode"]
 
 _Write = tuple[str, tuple[Any, ...]]
@@ -55,8 +57,9 @@ class WriteBehind:
     whatever it could not (a write that failed, and all after it), raising while the
     storage still refuses. If the child dies, the writes it may have missed are
     applied here and later writes are made at once, as the inline mode (the default,
-    see ``write_mode``) and a storage without a URL do from the start. Every write is an upsert (a
-    trial's value at a step, an attribute by key), so applying one twice is harmless.
+    see ``write_mode``) and a storage without a URL do from the start. Every write is
+    an upsert (a trial's value at a step, an attribute by key), so applying one twice
+    is harmless.
     """
 
     def __init__(self, storage: Any, url: str | None, mode: str | None = None) -> None:
@@ -69,16 +72,12 @@ class WriteBehind:
             self._start(url)
 
     def _start(self, url: str) -> None:
-        from tuner.tracking.writer import spawn_child
-
         self.proc, self.conn, self._sock = spawn_child("tuner.run.write_behind_process")
         self.alive = True
         # The URL may hold a password: it travels over the pipe, never on a command line.
         self._send(("init", url))
 
     def _send(self, message: Any) -> bool:
-        from tuner.tracking.writer import send_whole
-
         if not self.alive:
             return False
         try:
@@ -110,7 +109,7 @@ class WriteBehind:
         if self._sent and self._send(("flush", self._seq + 1)):
             self._seq += 1
             reply = self._wait_flushed(self._seq)
-            if reply is not None:
+            if reply is not None:  # ("flushed", seq, the writes the child could not make)
                 self._pending = list(reply[2]) + self._pending
                 self._sent = []
         self._apply_pending()
@@ -140,8 +139,6 @@ class WriteBehind:
 
     def close(self) -> None:
         """Stop the child once it has applied what it was sent."""
-        from tuner.tracking.writer import stop_child
-
         if not hasattr(self, "proc"):
             return  # inline: there is no child
         if self.alive:

@@ -16,6 +16,8 @@ import sys
 from multiprocessing.connection import Connection
 from typing import Any
 
+from tuner.tracking.writer import child_main, reply
+
 __all__ = ["main"]
 
 WRITES = frozenset({"set_trial_intermediate_value", "set_trial_user_attr"})
@@ -25,13 +27,12 @@ def _serve(conn: Connection) -> None:
     _, url = conn.recv()
     storage: Any = None
     failed: list[tuple[str, tuple[Any, ...]]] = []
-    error = ""
     try:
         from tuner.storage.backends import build_storage
 
         storage = build_storage(url, create=False)
-    except Exception as e:  # every write is handed back; the study process makes them
-        error = _describe(e)
+    except Exception:  # every write is handed back; the study process makes them
+        pass
     while True:
         try:
             msg = conn.recv()
@@ -45,33 +46,16 @@ def _serve(conn: Connection) -> None:
                 continue
             try:
                 getattr(storage, method)(*args)
-            except Exception as e:
+            except Exception:  # the study process makes it, and raises if it fails there too
                 failed.append((method, args))
-                error = _describe(e)
         elif op == "flush":
-            _reply(conn, ("flushed", msg[1], failed, error))
-            failed, error = [], "" if storage is not None else error
+            reply(conn, ("flushed", msg[1], failed))
+            failed = []
         elif op == "close":
             return
 
 
-def _describe(e: BaseException) -> str:
-    from tuner.secrets import mask_secrets
-
-    text = str(e).strip()
-    return mask_secrets(f"{type(e).__name__}: {text.splitlines()[0] if text else ''}")[:500]
-
-
-def _reply(conn: Connection, message: Any) -> None:
-    try:
-        conn.send(message)
-    except (OSError, EOFError):
-        pass  # the study process is gone
-
-
 def main(argv: list[str]) -> None:
-    from tuner.tracking.writer import child_main
-
     child_main(argv, _serve)
 
 

@@ -36,7 +36,16 @@ from typing import Any
 
 from tuner.tracking.rows import epoch_metrics, format_error, now_ms
 
-__all__ = ["RemoteTrialRun", "Writer", "child_main", "mode", "send_whole", "spawn_child", "stop_child"]
+__all__ = [
+    "RemoteTrialRun",
+    "Writer",
+    "child_main",
+    "mode",
+    "reply",
+    "send_whole",
+    "spawn_child",
+    "stop_child",
+]
 
 FLUSH_TIMEOUT = float(os.environ.get("TUNER_MLFLOW_FLUSH_TIMEOUT", "600"))
 
@@ -155,6 +164,15 @@ def send_whole(conn: Connection, message: Any) -> None:
         conn.send(message)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+def reply(conn: Connection, message: Any) -> None:
+    """A child's reply to the study process; nothing if that process is gone (the
+    child goes on with what it was sent)."""
+    try:
+        conn.send(message)
+    except (OSError, EOFError):
+        pass
 
 
 def child_main(argv: list[str], serve: Callable[[Connection], None]) -> None:

@@ -12,7 +12,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from tuner.tracking.tracker import Tracker
-from tuner.tracking.writer import child_main
+from tuner.tracking.writer import child_main, reply
 
 __all__ = ["main"]
 
@@ -40,7 +40,7 @@ def _serve(conn: Connection) -> None:
             # the run's start and end are the trial's, not the moments this process got to them
             runs[number] = tracker.start_trial(number, params, metric, worker, started_ms=started)
             runs[number].curves_later = True
-            _reply(conn, ("run_id", number, runs[number].run_id))
+            reply(conn, ("run_id", number, runs[number].run_id))
         elif op == "metrics":
             run = runs.get(msg[1])
             if run is not None:
@@ -51,7 +51,7 @@ def _serve(conn: Connection) -> None:
                 made = run.run_id
                 run.fold_done(msg[2], msg[3])
                 if made is None and run.run_id is not None:  # made late, after an outage
-                    _reply(conn, ("run_id", msg[1], run.run_id))
+                    reply(conn, ("run_id", msg[1], run.run_id))
         elif op == "end":
             _, number, state, value, attrs, tb, ended = msg
             run = runs.pop(number, None)
@@ -61,7 +61,7 @@ def _serve(conn: Connection) -> None:
         elif op == "flush":
             wait(drawing)  # a flush means every write sent so far has been made
             incomplete = tracker.outage.settle()
-            _reply(conn, ("flushed", dict(incomplete), tracker.outage.last_error))
+            reply(conn, ("flushed", dict(incomplete), tracker.outage.last_error))
         elif op == "close":
             break
     drawer.shutdown(wait=True)
@@ -77,13 +77,6 @@ def _warm_matplotlib() -> None:
         import matplotlib.figure  # noqa: F401
     except Exception:
         pass  # the figures are drawn without it, or not at all
-
-
-def _reply(conn: Connection, message: Any) -> None:
-    try:
-        conn.send(message)
-    except (OSError, EOFError):
-        pass  # the study process is gone; the writes still go on
 
 
 def main(argv: list[str]) -> None:
