@@ -170,7 +170,7 @@ class CrossValidatedObjective:
         self.reference = reference
         self.metric = config.objective.metric
         self.spec = ModelSpec(
-            config.model.family, dataset.sample_shape, dataset.n_classes, config.model.factory
+            config.model.family, dataset.sample_shape, dataset.n_outputs, config.model.factory
         )
         # Tensors are made once per process and reused by every trial.
         self.X = torch.as_tensor(dataset.X, device=device)
@@ -216,7 +216,7 @@ class CrossValidatedObjective:
         import optuna
 
         cfg = self.config
-        hp = HParams.resolve(params, cfg.training.batch_size)
+        hp = HParams.resolve(params, cfg.training.batch_size, cfg.training.loss)
         guard = DivergenceGuard(cfg.divergence)
         early = EarlyStopping.resolve(cfg.training.early_stopping, params)
         # without early stopping, a watch that never stops still records each fold's best epoch
@@ -334,8 +334,8 @@ def train_final(
 ) -> torch.nn.Module:
     """Refit: train ``params`` on ``rows`` (all non-test data) for ``epochs`` (default
     ``max_epochs``; with early stopping, ``objectives.early_stopping.refit_epochs``)."""
-    hp = HParams.resolve(params, config.training.batch_size)
-    spec = ModelSpec(config.model.family, dataset.sample_shape, dataset.n_classes, config.model.factory)
+    hp = HParams.resolve(params, config.training.batch_size, config.training.loss)
+    spec = ModelSpec(config.model.family, dataset.sample_shape, dataset.n_outputs, config.model.factory)
     mean, std = input_stats(dataset.X[rows], config.data.normalize)
     seed = fold_seed(config.seed, -1, -1)
     X = torch.as_tensor(dataset.X[rows], device=device)

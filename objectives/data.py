@@ -1,6 +1,10 @@
 """Datasets: load a source into arrays (features, integer labels 0..C-1).
 
-Sources: ``sklearn:digits|breast_cancer|wine|iris`` (built in, no download),
+With ``task="regression"`` the target is a number (float64, in the user's units):
+``sklearn:diabetes``, a .csv's numeric target column or a .npz's float ``y``;
+NaN/inf targets are left for the pre-flight checks to name.
+
+Sources: ``sklearn:digits|breast_cancer|wine|iris|diabetes`` (built in, no download),
 ``.npz`` (arrays ``X`` and ``y``) and ``.csv`` (numeric features, a target column;
 text columns are one-hot encoded), ``imagefolder:PATH`` and
 ``torchvision:MNIST|FashionMNIST|CIFAR10`` (``objectives.images``). Images are
@@ -19,7 +23,7 @@ from tuner.errors import DataError
 
 __all__ = ["load_dataset"]
 
-BUILTIN = ("digits", "breast_cancer", "wine", "iris")
+BUILTIN = ("digits", "breast_cancer", "wine", "iris", "diabetes")
 MAX_ONE_HOT_LEVELS = 50
 
 
@@ -32,6 +36,7 @@ def load_dataset(
     root: str | None = None,
     download: bool = False,
     cache_limit_mb: int | None = None,
+    task: str = "classification",
 ) -> Dataset:
     """Load ``source`` (see the module docstring; image sources: ``objectives.images``).
 
@@ -39,7 +44,7 @@ def load_dataset(
         DataError: naming the file and what is wrong with it.
     """
     if source.startswith("sklearn:"):
-        return _sklearn(source.split(":", 1)[1])
+        return _sklearn(source.split(":", 1)[1], task)
     if source.startswith(("imagefolder:", "torchvision:")):
         from objectives import images
 
@@ -65,11 +70,32 @@ def load_dataset(
     if not path.is_file():
         raise DataError(f"data file {path} does not exist (data.source: {source})")
     if path.suffix.lower() == ".npz":
-        return _npz(path)
-    return _csv(path, target or "")
+        return _npz(path, task)
+    return _csv(path, target or "", task)
 
 
-def _sklearn(name: str) -> Dataset:
+def _regression(
+    X: np.ndarray, y: Any, source: str, feature_names: list[str] | None = None, where: str | None = None
+) -> Dataset:
+    """A regression dataset: the target as float64 numbers, NaN/inf kept for the
+    pre-flight checks to name (``tuner.run.target_checks``)."""
+    y = np.asarray(y)
+    if not np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.bool_):
+        raise DataError(
+            f"{where or source}: task: regression needs a numeric target, but it holds {y.dtype} values "
+            "(text?); use task: classification, or encode the target as numbers"
+        )
+    return Dataset(
+        X=X.astype(np.float32),
+        y=y.astype(np.float64),
+        classes=[],
+        source=source,
+        feature_names=feature_names or [],
+        task="regression",
+    )
+
+
+def _sklearn(name: str, task: str) -> Dataset:
     import sklearn.datasets as ds
 
     if name not in BUILTIN:
@@ -78,13 +104,17 @@ def _sklearn(name: str) -> Dataset:
     X = np.asarray(bunch.data, dtype=np.float32)
     if name == "digits":
         X = X.reshape(-1, 1, 8, 8)  # an image, so the cnn family applies
+    feats = [str(f) for f in getattr(bunch, "feature_names", [])]
+    if task == "regression":
+        return _regression(X, bunch.target, f"sklearn:{name}", feats)
+    if name == "diabetes":
+        raise DataError("sklearn:diabetes is a regression dataset (a disease measure): add task: regression")
     names = [str(n) for n in getattr(bunch, "target_names", [])]
     y = np.asarray(bunch.target, dtype=np.int64)
-    feats = [str(f) for f in getattr(bunch, "feature_names", [])]
     return Dataset(X=X, y=y, classes=names, source=f"sklearn:{name}", feature_names=feats)
 
 
-def _npz(path: Path) -> Dataset:
+def _npz(path: Path, task: str) -> Dataset:
     import zipfile
 
     if not zipfile.is_zipfile(path):
@@ -115,6 +145,8 @@ def _npz(path: Path) -> Dataset:
         raise DataError(f"{path}: X must be numeric, got dtype {X.dtype}")
     if X.ndim == 3:
         X = X[:, None]
+    if task == "regression":
+        return _regression(X, y, str(path))
     y_int = _integer_labels(y, str(path))
     n = int(y_int.max()) + 1 if len(y_int) else 0
     notes = (_whole_floats(y_int, f"{path}: y"),) if np.issubdtype(y.dtype, np.floating) else ()
@@ -141,7 +173,7 @@ def _integer_labels(y: np.ndarray, where: str) -> np.ndarray:
             i = int(np.flatnonzero(bad)[0])
             raise DataError(
                 f"{where}: labels must be integers 0..C-1, but y[{i}] = {y[i].item()!r} "
-                f"({int(bad.sum())} such labels)"
+                f"({int(bad.sum())} such labels); if y holds numbers to predict, add task: regression"
             )
     yi = y.astype(np.int64)
     if len(yi) and yi.min() < 0:
@@ -150,7 +182,7 @@ def _integer_labels(y: np.ndarray, where: str) -> np.ndarray:
     return yi
 
 
-def _csv(path: Path, target: str) -> Dataset:
+def _csv(path: Path, target: str, task: str) -> Dataset:
     import pandas as pd
 
     try:
@@ -164,9 +196,19 @@ def _csv(path: Path, target: str) -> Dataset:
             f"{path} has no column {target!r} for data.target (columns: {', '.join(map(str, df.columns))})"
         )
     labels = df.pop(target)
+    X, names = _csv_features(df, path, target)
+    if task == "regression":
+        return _regression(X, labels.to_numpy(), str(path), names, f"{path}: column {target!r}")
     if labels.isna().any():
         raise DataError(f"{path}: column {target!r} has {int(labels.isna().sum())} empty labels")
     y, classes, notes = _csv_labels(labels, f"{path}: column {target!r}")
+    return Dataset(X=X, y=y, classes=classes, source=str(path), feature_names=names, notes=notes)
+
+
+def _csv_features(df: Any, path: Path, target: str) -> tuple[np.ndarray, list[str]]:
+    """The feature columns as float32 (text one-hot encoded) and their names."""
+    import pandas as pd
+
     parts, names = [], []
     for col in df.columns:
         s = df[col]
@@ -193,8 +235,7 @@ def _csv(path: Path, target: str) -> Dataset:
         names.extend(map(str, dummies.columns))
     if not parts:
         raise DataError(f"{path}: no feature columns besides the target {target!r}")
-    X = np.concatenate(parts, axis=1).astype(np.float32)
-    return Dataset(X=X, y=y, classes=classes, source=str(path), feature_names=names, notes=notes)
+    return np.concatenate(parts, axis=1).astype(np.float32), names
 
 
 def _csv_labels(labels: Any, what: str) -> tuple[np.ndarray, list[str], tuple[str, ...]]:

@@ -1,4 +1,5 @@
-"""A loaded dataset: features and integer labels in memory, with its fingerprint."""
+"""A loaded dataset: features and targets in memory (integer class labels, or numbers
+for ``task: regression``), with its fingerprint."""
 
 from __future__ import annotations
 
@@ -15,17 +16,27 @@ class Dataset:
     """Features and labels in memory, plus what a model needs to know of them."""
 
     X: np.ndarray  # float32, (N, F) or (N, C, H, W)
-    y: np.ndarray  # int64 in 0..C-1
-    classes: list[str]
+    y: np.ndarray  # classification: int64 in 0..C-1; regression: float64 in the user's units
+    classes: list[str]  # regression: empty
     source: str
     feature_names: list[str] = field(default_factory=list)
     # What loading did that the user should hear once (e.g. float labels read as
     # integers); printed at pre-flight, never part of the fingerprint.
     notes: tuple[str, ...] = ()
+    task: str = "classification"  # or "regression"
+
+    @property
+    def is_regression(self) -> bool:
+        return self.task == "regression"
 
     @property
     def n_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def n_outputs(self) -> int:
+        """Width of the network's head: one logit per class, or one number."""
+        return 1 if self.is_regression else len(self.classes)
 
     @property
     def is_image(self) -> bool:
@@ -42,4 +53,6 @@ class Dataset:
         h.update(np.ascontiguousarray(self.X).tobytes())
         h.update(np.ascontiguousarray(self.y).tobytes())
         h.update("\x00".join(self.classes).encode())
+        if self.is_regression:  # the same numbers read as classes are another dataset
+            h.update(b"\x00regression")
         return h.hexdigest()[:16]

@@ -46,9 +46,14 @@ def recipe(config: StudyConfig, dataset: Any, params: dict[str, Any], trial_numb
         "params": dict(params),
         "batch_size": config.training.batch_size,
         "sample_shape": list(dataset.sample_shape),
-        "n_classes": int(dataset.n_classes),
+        "task": config.task,
+        "target_transform": (config.data.target_transform or "standardize")
+        if dataset.is_regression
+        else None,
+        "n_classes": int(dataset.n_outputs),
         "classes": list(dataset.classes) if dataset.classes else None,
         "metric": config.objective.metric,
+        "loss": config.training.loss,
         "seed": config.seed,
         "tuner_version": tuner_version,
         "torch_version": torch.__version__,
@@ -93,20 +98,39 @@ class RefitModel:
 
         shape = tuple(int(d) for d in r["sample_shape"])
         spec = ModelSpec(r["family"], shape, int(r["n_classes"]), r.get("factory"))
-        hp = HParams.resolve(r["params"], int(r["batch_size"]))
+        hp = HParams.resolve(r["params"], int(r["batch_size"]), r.get("loss"))
         state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
         # the first layer's input statistics are in the state dict with the weights
         module = build_model(spec, hp, state["0.mean"], state["0.std"], params=r["params"])
+        if r.get("task") == "regression":  # its target scale too, in the last layer's buffers
+            from objectives.task import TargetScale
+
+            module.append(TargetScale(r.get("target_transform") or "standardize"))
         module.load_state_dict(state)
         module.eval()
         return cls(module, r)
+
+    @property
+    def task(self) -> Any:
+        from objectives.task import task_for
+
+        return task_for(self.recipe.get("task") or "classification")
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (N, n_classes), in eval mode."""
         from objectives.training import predict_proba
 
+        if self.task.name == "regression":
+            raise TypeError("a regression model predicts numbers, not class probabilities: use predict(X)")
         device = next(self.module.parameters()).device
         return predict_proba(self.module, torch.as_tensor(np.asarray(X, dtype=np.float32), device=device))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Regression: predictions (N,) in the target's own units; classification: the
+        predicted class index (N,) (names in ``recipe["classes"]``)."""
+        device = next(self.module.parameters()).device
+        out = self.task.predict(self.module, torch.as_tensor(np.asarray(X, dtype=np.float32), device=device))
+        return out if self.task.name == "regression" else out.argmax(axis=1)
 
     def fine_tune(
         self, X: Any, y: Any, epochs: int = 5, lr: float | None = None, seed: int = 0
@@ -125,10 +149,11 @@ class RefitModel:
         params = dict(self.recipe["params"])
         if lr is not None:
             params["lr"] = lr
-        hp = HParams.resolve(params, int(self.recipe["batch_size"]))
+        hp = HParams.resolve(params, int(self.recipe["batch_size"]), self.recipe.get("loss"))
         device = next(self.module.parameters()).device
         X_t = torch.as_tensor(np.asarray(X, dtype=np.float32), device=device)
-        y_t = torch.as_tensor(np.asarray(y, dtype=np.int64), device=device)
+        regression = self.task.name == "regression"
+        y_t = torch.as_tensor(np.asarray(y, dtype=np.float64 if regression else np.int64), device=device)
         aug = Augment.from_params(params)
         shape = tuple(int(d) for d in self.recipe["sample_shape"])
         augment = make_augmenter(aug, shape, scale=float(X_t.max())) if aug.active else None
@@ -146,6 +171,7 @@ class RefitModel:
             guard=DivergenceGuard(DivergenceConfig()),
             fold=-1,
             seed=seed,
+            task=self.task,  # regression keeps the target scale of the first training
         )
         self.module.eval()
         return self

@@ -47,9 +47,11 @@ def train_fold(
     from objectives.devices import configure_backends, resolve_amp
     from objectives.models import build_model
     from objectives.sampling import resample
+    from objectives.task import task_for
     from objectives.training import fit
 
     device = X.device
+    task = task_for(config.task)
     epochs = config.training.max_epochs if epochs is None else epochs
     aug = Augment.from_params(params)
     augment = None
@@ -65,28 +67,19 @@ def train_fold(
         from objectives.plugins import FoldData, run_objective
 
         data = FoldData(
-            X_train=X,
-            y_train=y,
-            X_val=X_val,
-            y_val=y_val,
-            fold=fold,
-            params=dict(params),
-            hp=hp,
-            n_classes=spec.n_classes,
-            input_shape=tuple(spec.sample_shape),
-            device=device,
-            seed=seed,
-            max_epochs=epochs,
-            metric=config.objective.metric,
-            mean=mean,
-            std=std,
-            augment=augment,
-        )
+            X_train=X, y_train=y, X_val=X_val, y_val=y_val, fold=fold, params=dict(params), hp=hp,
+            n_classes=spec.n_classes, input_shape=tuple(spec.sample_shape), device=device, seed=seed,
+            max_epochs=epochs, metric=config.objective.metric, mean=mean, std=std, augment=augment,
+            task=task.name, target=task.head(y, config.data.target_transform),
+        )  # fmt: skip
         return run_objective(function, trial, data, guard, on_epoch)
     model = build_model(spec, hp, mean, std, params).to(device)
+    head = task.head(y, config.data.target_transform)  # the training rows' target scale
+    if head is not None:
+        model.append(head)
     return fit(
         model, hp, X, y,
         epochs=epochs, metric=config.objective.metric,
         n_classes=spec.n_classes, guard=guard, fold=fold, seed=seed,
-        X_val=X_val, y_val=y_val, on_epoch=on_epoch, augment=augment, amp=amp,
+        X_val=X_val, y_val=y_val, on_epoch=on_epoch, augment=augment, amp=amp, task=task,
     )  # fmt: skip

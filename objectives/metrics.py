@@ -1,10 +1,14 @@
-"""Scoring with scikit-learn's metrics, from predicted class probabilities."""
+"""Scoring with scikit-learn's metrics: classification from predicted class
+probabilities, regression from predicted numbers in the user's units."""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DIRECTION", "better", "score", "worst"]
+__all__ = ["CLASSIFICATION_METRICS", "DIRECTION", "REGRESSION_METRICS", "better", "score", "worst"]
+
+CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss")
+REGRESSION_METRICS = ("rmse", "mae", "r2", "mape")
 
 DIRECTION = {
     "accuracy": "maximize",
@@ -12,13 +16,20 @@ DIRECTION = {
     "f1_macro": "maximize",
     "roc_auc": "maximize",
     "log_loss": "minimize",
+    "rmse": "minimize",
+    "mae": "minimize",
+    "r2": "maximize",
+    "mape": "minimize",
 }
 
 
 def score(metric: str, y_true: np.ndarray, proba: np.ndarray) -> float:
-    """``metric`` of probabilities ``proba`` (N, C) against labels ``y_true``."""
+    """``metric`` of probabilities ``proba`` (N, C) against labels ``y_true``, or for a
+    regression metric of predictions ``proba`` (N,) against numbers ``y_true``."""
     from sklearn import metrics as m
 
+    if metric in REGRESSION_METRICS:
+        return _regression(metric, y_true, proba)
     n_classes = proba.shape[1]
     # Rows must sum to 1 for sklearn; a float32 softmax can be off by ~1e-7.
     p = proba / proba.sum(axis=1, keepdims=True)
@@ -45,3 +56,15 @@ def better(a: float, b: float, metric: str) -> bool:
 
 def worst(metric: str) -> float:
     return float("inf") if DIRECTION[metric] == "minimize" else float("-inf")
+
+
+def _regression(metric: str, y_true: np.ndarray, pred: np.ndarray) -> float:
+    from sklearn import metrics as m
+
+    if metric == "rmse":
+        return float(m.root_mean_squared_error(y_true, pred))
+    if metric == "mae":
+        return float(m.mean_absolute_error(y_true, pred))
+    if metric == "r2":
+        return float(m.r2_score(y_true, pred))
+    return float(m.mean_absolute_percentage_error(y_true, pred))

@@ -8,6 +8,9 @@ Model factory::
 
     def build(params: dict, input_shape: tuple[int, ...], n_classes: int) -> torch.nn.Module
 
+(for ``task: regression``, ``n_classes`` is 1: the model maps a batch to (batch, 1), the
+target as tuner's networks learn it; tuner appends the layer back to the user's units)
+
 called once per fold with the trial's parameters (every name in the search space;
 with a factory, the space may name parameters tuner does not know) and the shape
 of one sample. tuner puts its ``Standardize`` layer (training-fold statistics) in
@@ -64,6 +67,11 @@ class FoldData:
     mean: Any  # training-fold normalization statistics
     std: Any
     augment: Callable[[Any], Any] | None = None
+    task: str = "classification"
+    # task: regression: the training rows' target scale (objectives.task.TargetScale);
+    # y_train / y_val are in the user's units, and so must the returned model's predictions
+    # be ((N,) or (N, 1)): ``target.transform(y)`` is what tuner's own networks learn.
+    target: Any = None
     _gen: Any = field(default=None, repr=False)
 
     def standardize(self) -> Any:
@@ -129,15 +137,17 @@ class Reporter:
         import time
 
         from objectives.guard import EpochNorms
-        from objectives.training import TRAIN_EVAL_CAP, EpochRecord, _evaluate
+        from objectives.task import task_for
+        from objectives.training import TRAIN_EVAL_CAP, EpochRecord
 
         d = self.data
-        train_loss, train_score = _evaluate(
-            model, d.X_train[:TRAIN_EVAL_CAP], d.y_train[:TRAIN_EVAL_CAP], d.metric
+        task = task_for(d.task)
+        train_loss, train_score = task.evaluate(
+            model, d.X_train[:TRAIN_EVAL_CAP], d.y_train[:TRAIN_EVAL_CAP], d.metric, None, d.target
         )
         val_loss = val_score = None
         if d.X_val is not None and d.y_val is not None:
-            val_loss, val_score = _evaluate(model, d.X_val, d.y_val, d.metric)
+            val_loss, val_score = task.evaluate(model, d.X_val, d.y_val, d.metric, None, d.target)
         model.train()
         seconds = time.perf_counter() - self._started if self._started else 0.0
         self.on_epoch(

@@ -13,12 +13,11 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from objectives.guard import Diverged, DivergenceGuard, EpochNorms
-from objectives.metrics import score
+from objectives.task import CLASSIFICATION, Task, predict_proba
 from search_spaces.params import HParams
 
 __all__ = ["EpochRecord", "fit", "predict_proba", "resolve_device"]
@@ -67,31 +66,6 @@ def _optimizer(model: nn.Module, hp: HParams) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
 
 
-def _class_weights(y: torch.Tensor, n_classes: int, mode: str) -> torch.Tensor | None:
-    if mode != "balanced":
-        return None
-    counts = torch.bincount(y, minlength=n_classes).float().clamp(min=1)
-    return len(y) / (n_classes * counts)
-
-
-@torch.no_grad()
-def predict_proba(model: nn.Module, X: torch.Tensor, batch: int = 2048) -> np.ndarray:
-    """Class probabilities (N, C) in eval mode."""
-    model.eval()
-    outs = [torch.softmax(model(X[i : i + batch]).float(), dim=1) for i in range(0, len(X), batch)]
-    return torch.cat(outs).cpu().numpy().astype(np.float64)
-
-
-def _evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, metric: str) -> tuple[float, float]:
-    proba = predict_proba(model, X)
-    if not np.isfinite(proba).all():
-        raise Diverged("the model's outputs became non-finite")
-    y_np = y.cpu().numpy()
-    eps = 1e-12
-    loss = float(-np.mean(np.log(np.clip(proba[np.arange(len(y_np)), y_np], eps, 1.0))))
-    return loss, score(metric, y_np, proba)
-
-
 def fit(
     model: nn.Module,
     hp: HParams,
@@ -109,8 +83,12 @@ def fit(
     on_epoch: Callable[[EpochRecord], None] = lambda r: None,
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     amp: Any = None,
+    task: Task = CLASSIFICATION,
 ) -> nn.Module:
     """Train ``model`` in place; raise ``Diverged`` when the guard trips.
+
+    ``task`` decides the loss and the scoring (``objectives.task``): for regression,
+    ``model`` ends in its ``TargetScale`` and ``y`` is in the user's units.
 
     ``on_epoch`` runs after every epoch's evaluation and may raise (e.g.
     ``optuna.TrialPruned``) to stop training. ``augment`` transforms training
@@ -121,7 +99,7 @@ def fit(
 
     gen = torch.Generator(device="cpu").manual_seed(seed)
     torch.manual_seed(seed)
-    loop = _Loop.build(model, hp, y, n_classes, guard, fold, amp, X.device)
+    loop = _Loop.build(model, hp, y, n_classes, guard, fold, amp, X.device, task)
     eval_rows = torch.randperm(len(X), generator=gen)[:TRAIN_EVAL_CAP].to(X.device)
     guard.reset()
     for epoch in range(epochs):
@@ -129,10 +107,10 @@ def fit(
         model.train()
         perm = torch.randperm(len(X), generator=gen).to(X.device)
         norms = loop.epoch(X, y, perm, epoch, augment)
-        train_loss, train_score = _evaluate(model, X[eval_rows], y[eval_rows], metric)
+        train_loss, train_score = task.evaluate(model, X[eval_rows], y[eval_rows], metric, loop.crit)
         val_loss = val_score = None
         if X_val is not None and y_val is not None:
-            val_loss, val_score = _evaluate(model, X_val, y_val, metric)
+            val_loss, val_score = task.evaluate(model, X_val, y_val, metric, loop.crit)
         on_epoch(
             EpochRecord(
                 fold=fold,
@@ -152,9 +130,13 @@ def fit(
 
 @dataclass
 class _Loop:
-    """One fold's optimizer, loss, mixed precision and guard: what every step uses."""
+    """One fold's optimizer, loss, mixed precision and guard: what every step uses.
+    ``net`` is what the loss reads (the model, or a regression model without its
+    ``TargetScale``) and ``y_fit`` the targets in its terms."""
 
     model: nn.Module
+    net: nn.Module
+    y_fit: torch.Tensor
     hp: HParams
     opt: torch.optim.Optimizer
     crit: nn.Module
@@ -178,6 +160,7 @@ class _Loop:
         fold: int,
         amp: Any,
         device: torch.device,
+        task: Task = CLASSIFICATION,
     ) -> _Loop:
         use_amp = bool(amp is not None and amp.enabled)
         scaler = torch.amp.GradScaler(device.type, enabled=use_amp and amp.scaler)
@@ -185,17 +168,16 @@ class _Loop:
         # still cost 5-9% of a small model's CPU step.
         autocast = (lambda: torch.autocast(device.type, dtype=amp.dtype)) if use_amp else nullcontext
         opt = _optimizer(model, hp)
-        weights = _class_weights(y, n_classes, hp.class_weight)
-        crit = nn.CrossEntropyLoss(
-            weight=None if weights is None else weights.to(device), label_smoothing=hp.label_smoothing
-        )
+        crit = task.criterion(hp, y, n_classes)
+        net, y_fit = task.train_view(model, y)
         penalized = [p for n, p in model.named_parameters() if p.ndim > 1]  # weights, not biases/BN
         params = [p for p in model.parameters() if p.requires_grad]
         # On a GPU, reading a loss or norm is a host sync: check every N steps instead.
         check_every = 1 if device.type == "cpu" else guard.config.check_every
         return cls(
-            model, hp, opt, crit, scaler, autocast, use_amp, penalized, params, check_every, guard, fold
-        )
+            model, net, y_fit, hp, opt, crit, scaler, autocast, use_amp, penalized, params, check_every,
+            guard, fold,
+        )  # fmt: skip
 
     def epoch(
         self,
@@ -218,8 +200,8 @@ class _Loop:
                 break  # a batch of one breaks batch norm and adds nothing
             xb = X[rows] if augment is None else augment(X[rows])
             with self.autocast():
-                out = self.model(xb)
-                loss = self.crit(out.float(), y[rows])
+                out = self.net(xb)
+                loss = self.crit(out.float(), self.y_fit[rows])
             if hp.l1 > 0:
                 loss = loss + hp.l1 * sum(p.abs().sum() for p in self.penalized)
             opt.zero_grad(set_to_none=True)

@@ -31,6 +31,7 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 ACTIVATIONS = ("relu", "gelu", "tanh", "silu")
 CLASS_WEIGHTS = ("none", "balanced")
 SAMPLINGS = ("none", "oversample", "undersample")  # of the training rows: objectives.sampling
+LOSSES = ("mse", "mae", "huber")  # task: regression; classification trains on cross-entropy
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,12 @@ class HParams:
     class_weight: str = "none"
     sampling: str = "none"  # over/under-sample the training rows per class (objectives.sampling)
     label_smoothing: float = 0.0
+    loss: str = "mse"  # task: regression only (training.loss, or searched)
 
     @classmethod
-    def resolve(cls, params: Mapping[str, Any], batch_size: int) -> HParams:
-        """Defaults ⊕ ``batch_size`` from the training section ⊕ the trial's params."""
-        hp = replace(cls(), batch_size=batch_size)
+    def resolve(cls, params: Mapping[str, Any], batch_size: int, loss: str | None = None) -> HParams:
+        """Defaults ⊕ ``batch_size`` and ``loss`` from the training section ⊕ the trial's params."""
+        hp = replace(cls(), batch_size=batch_size, loss=loss or "mse")
         known = {k: v for k, v in params.items() if k in KNOWN_PARAMS}
         for k, v in known.items():
             check_value(k, v)
@@ -71,6 +73,7 @@ _CHOICES = {
     "activation": ACTIVATIONS,
     "class_weight": CLASS_WEIGHTS,
     "sampling": SAMPLINGS,
+    "loss": LOSSES,
 }
 _RANGES: dict[str, tuple[float, float, bool]] = {  # low, high, low inclusive
     "lr": (0.0, math.inf, False),

@@ -48,6 +48,11 @@ def tiny_study(**overrides: Any) -> dict[str, Any]:
         "fold_pruning": {"enabled": False},
         "mlflow": {"log_model": False},
     }
+    return with_overrides(doc, overrides)
+
+
+def with_overrides(doc: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` with each ``"a.b.c": value`` set at that key path (sections created as needed)."""
     for key, value in overrides.items():
         node = doc
         *parents, leaf = key.split(".")
@@ -55,6 +60,19 @@ def tiny_study(**overrides: Any) -> dict[str, Any]:
             node = node.setdefault(p, {})
         node[leaf] = value
     return doc
+
+
+def regression_study(**overrides: Any) -> dict[str, Any]:
+    """``tiny_study`` as a regression on sklearn:diabetes (rmse, a two-parameter space)."""
+    doc = tiny_study(
+        **{
+            "task": "regression",
+            "objective": {},
+            "data.source": "sklearn:diabetes",
+            "search_space": {"lr": {"float": [1e-3, 1e-2], "log": True}, "width": {"fixed": 16}},
+        }
+    )
+    return with_overrides(doc, overrides)
 
 
 @pytest.fixture

@@ -89,3 +89,64 @@ def check_extensions(
                 except ValueError as e:
                     return handled, str(e)
     return handled, None
+
+
+# Parameters that only mean something for one task: searching them under the other would do nothing.
+CLASSIFICATION_ONLY = ("class_weight", "sampling", "label_smoothing")
+REGRESSION_ONLY = ("loss",)
+
+
+def check_task(task: str, objective: Any, data: Any, training: Any, space: SearchSpace) -> str | None:
+    """The first key that does not fit ``task`` (classification or regression), as a
+    message naming the key and the fix; None when every key fits."""
+    from tuner.config.sections import CLASSIFICATION_METRICS, REGRESSION_METRICS
+
+    metric = objective.metric
+    if task == "classification":
+        if metric in REGRESSION_METRICS:
+            return (
+                f"objective.metric {metric} needs task: regression (add it to the study file), "
+                f"or choose a classification metric: {', '.join(CLASSIFICATION_METRICS)}"
+            )
+        if data.source == "sklearn:diabetes":
+            return "data.source sklearn:diabetes is a regression dataset: add task: regression"
+        for key, value in (
+            ("data.target_transform", data.target_transform),
+            ("training.loss", training.loss),
+        ):
+            if value is not None:
+                return f"{key} applies to task: regression only; remove it or add task: regression"
+        if data.split not in (None, "stratified"):
+            return (
+                f"data.split {data.split} applies to task: regression; classification splits are "
+                "always stratified by class: remove data.split"
+            )
+        for name in REGRESSION_ONLY:
+            if name in space.names:
+                return (
+                    f"search_space.{name} chooses a regression loss; classification trains on "
+                    "cross-entropy: remove it, or add task: regression"
+                )
+        return None
+    if data.source.startswith(("imagefolder:", "torchvision:")):
+        return (
+            f"data.source {data.source} labels images by class (folder or dataset classes); "
+            "task: regression needs a numeric target: a .csv (data.target) or a .npz (X, y float)"
+        )
+    if metric in CLASSIFICATION_METRICS:
+        return (
+            f"objective.metric {metric} is a classification metric; with task: regression use "
+            f"{', '.join(REGRESSION_METRICS)} (rmse is the default)"
+        )
+    if data.split == "stratified":
+        return (
+            "data.split stratified stratifies by class; for task: regression use kfold (the "
+            "default) or quantile (stratified on quantile bins of the target)"
+        )
+    for name in CLASSIFICATION_ONLY:
+        if name in space.names:
+            return (
+                f"search_space.{name} only applies to classification (it acts per class); "
+                "remove it for task: regression"
+            )
+    return None

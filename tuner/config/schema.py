@@ -42,6 +42,7 @@ class StudyConfig(_Strict):
 
     name: str = Field(min_length=1, max_length=100)
     seed: int = Field(default=0, ge=0, lt=2**32)
+    task: Literal["classification", "regression"] = "classification"
     objective: ObjectiveConfig = ObjectiveConfig()
     data: DataConfig
     model: ModelConfig = ModelConfig()
@@ -55,6 +56,16 @@ class StudyConfig(_Strict):
     divergence: DivergenceConfig = DivergenceConfig()
     storage: str | None = Field(default=None, description="default: sqlite:///<name>.db beside")
     mlflow: MlflowConfig = MlflowConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_defaults(cls, v: Any) -> Any:
+        """A regression study's metric defaults to rmse, not to a classification metric."""
+        if isinstance(v, Mapping) and v.get("task") == "regression":
+            objective = v.get("objective")
+            if objective is None or (isinstance(objective, Mapping) and "metric" not in objective):
+                return {**v, "objective": {**(objective or {}), "metric": "rmse"}}
+        return v
 
     @field_validator("name")
     @classmethod
@@ -91,7 +102,11 @@ class StudyConfig(_Strict):
     @model_validator(mode="after")
     def _cross_field(self) -> StudyConfig:
         from search_spaces.params import check_params, early_stopping_params
-        from tuner.config.checks import check_extensions
+        from tuner.config.checks import check_extensions, check_task
+
+        problem = check_task(self.task, self.objective, self.data, self.training, self.search_space)
+        if problem:
+            raise ValueError(problem)
 
         handled, problems = check_extensions(
             self.search_space, self.data, self.model, self.objective, self.base_dir

@@ -22,7 +22,12 @@ __all__ = [
     "TrainingConfig",
 ]
 
-METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss")
+CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss")
+REGRESSION_METRICS = ("rmse", "mae", "r2", "mape")
+METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS
+LOWER_IS_BETTER = ("log_loss", "rmse", "mae", "mape")
+REGRESSION_LOSSES = ("mse", "mae", "huber")
+TARGET_TRANSFORMS = ("none", "standardize", "log1p")
 FAMILIES = ("mlp", "cnn", "resnet18")
 
 
@@ -52,7 +57,13 @@ def _takes_bool(annotation: Any) -> bool:
 
 
 class ObjectiveConfig(_Strict):
-    metric: Literal["accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss"] = "balanced_accuracy"
+    metric: Literal[
+        "accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss", "rmse", "mae", "r2", "mape"
+    ] = Field(
+        default="balanced_accuracy",
+        description="classification: accuracy, balanced_accuracy, f1_macro, roc_auc, log_loss; "
+        "regression: rmse (its default), mae, r2, mape",
+    )
     function: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
@@ -61,12 +72,24 @@ class ObjectiveConfig(_Strict):
 
     @property
     def direction(self) -> Literal["minimize", "maximize"]:
-        return "minimize" if self.metric == "log_loss" else "maximize"
+        return "minimize" if self.metric in LOWER_IS_BETTER else "maximize"
 
 
 class DataConfig(_Strict):
     source: str = Field(min_length=1)
     target: str | None = Field(default=None, description="target column of a .csv source")
+    target_transform: Literal["none", "standardize", "log1p"] | None = Field(
+        default=None,
+        description="task: regression only: the network learns the target standardized (the "
+        "default), as log1p then standardized (skewed, positive targets), or as it is; fitted on "
+        "each fold's training rows only and inverted before any metric",
+    )
+    split: Literal["stratified", "quantile", "kfold"] | None = Field(
+        default=None,
+        description="how the test split and the folds are drawn: stratified by class "
+        "(classification, the only choice there); for regression plain shuffled K-fold (kfold, "
+        "the default) or stratified on quantile bins of the target (quantile)",
+    )
     test_size: float = Field(default=0.2, gt=0.0, lt=1.0)
     folds: int = Field(default=5, ge=2, le=50)
     normalize: bool = Field(
@@ -85,10 +108,11 @@ class DataConfig(_Strict):
     def _known_source(cls, v: str) -> str:
         if v.startswith("sklearn:"):
             name = v.split(":", 1)[1]
-            if name not in ("digits", "breast_cancer", "wine", "iris"):
+            if name not in ("digits", "breast_cancer", "wine", "iris", "diabetes"):
                 raise ValueError(
                     f"unknown built-in dataset {name!r}; use sklearn:digits, sklearn:breast_cancer, "
-                    "sklearn:wine or sklearn:iris, or a path to a .npz or .csv file"
+                    "sklearn:wine, sklearn:iris (classification) or sklearn:diabetes (regression), "
+                    "or a path to a .npz or .csv file"
                 )
         elif v.startswith("torchvision:"):
             name = v.split(":", 1)[1]
@@ -185,6 +209,11 @@ class EarlyStoppingConfig(_Strict):
 
 class TrainingConfig(_Strict):
     max_epochs: int = Field(default=15, ge=1, le=10_000)
+    loss: Literal["mse", "mae", "huber"] | None = Field(
+        default=None,
+        description="task: regression only (default mse; searchable as search_space.loss); "
+        "classification always trains on cross-entropy",
+    )
     early_stopping: EarlyStoppingConfig | None = Field(
         default=None,
         description="off by default (see docs/pruning.md for why); true takes the defaults "

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["LOCKBOX_ATTR", "score_best", "scorings"]
 
 ALL_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss")
+REGRESSION_METRICS = ("rmse", "mae", "r2", "mape")
 
 
 def score_best(
@@ -92,10 +95,10 @@ def _score(
         f"non-test rows for {epochs} epoch(s) ({epochs_rule}), then scoring the held-out test split once"
     )
     try:
-        model, y_test, proba, metrics, curve = _refit_and_score(
+        model, y_test, pred, metrics, curve = _refit_and_score(
             config, dataset, splits, best, device, say, epochs
         )
-        errors = find_mistakes(_class_names(dataset), splits.test, y_test, proba)  # test: dataset rows
+        outcome = _outcome(dataset, splits.test, y_test, pred)  # test: dataset rows
         entry = {
             "trial_number": best.number,
             "params": dict(best.params),
@@ -110,18 +113,15 @@ def _score(
             "refit_epochs": epochs,
             "refit_epochs_rule": epochs_rule,
             "mlflow_run_id": refit_id,
-            **errors.record(),  # per-class recall and the most confident mistakes
+            **outcome.record,
         }
         record_scorings(study, history + [entry])
-        from sklearn.metrics import confusion_matrix
-
-        cm = confusion_matrix(y_test, proba.argmax(axis=1), labels=np.arange(dataset.n_classes))
         if tracker.enabled:
             tracker.log_test_looks(history + [entry], config.objective.metric)
         if refit_id:
             try:
-                _log_refit(tracker, refit_id, entry, cm, dataset, y_test, proba, config, curve)
-                log_mistakes(tracker, refit_id, errors, dataset)  # never raises
+                _log_refit(tracker, refit_id, entry, config, curve)
+                outcome.log(tracker, refit_id, entry)
                 taken = take_away(tracker, refit_id, entry, model, dataset, config, best, history, say)
                 if taken:  # the model's address and registry version, beside the score
                     entry.update(taken)
@@ -129,7 +129,7 @@ def _score(
             except Exception as e:  # the score is on the study already; tracking must not undo it
                 tracker.warn(f"the refit's MLflow run {refit_id} is incomplete: {e}")
             _end_run(tracker, refit_id)
-        return {**entry, "reused": False, "confusion_matrix": cm.tolist()}
+        return {**entry, "reused": False, **outcome.extra}
     except BaseException as e:
         if refit_id:
             status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
@@ -149,6 +149,39 @@ def _provenance(config: StudyConfig, split_fp: str, trials_finished: int | None)
         "budget": config.budget.n_trials,
         "search_cut_short": trials_finished is not None and trials_finished < config.budget.n_trials,
     }
+
+
+@dataclass
+class _Outcome:
+    """What the scoring records beside the metrics (``record``), returns beside the
+    record (``extra``), and logs on the refit run for its task (``log``)."""
+
+    record: dict[str, Any]
+    extra: dict[str, Any]
+    log: Callable[[Any, str, dict[str, Any]], None]
+
+
+def _outcome(dataset: Any, rows: np.ndarray, y_test: np.ndarray, pred: np.ndarray) -> _Outcome:
+    """Regression: the largest errors, and the plots and predictions on the refit run.
+    Classification: per-class recall and the most confident mistakes, the confusion matrix,
+    report and PR curve."""
+    if dataset.is_regression:
+        from tuner.run.refit_regression import log_regression_refit, regression_record
+
+        def log_regression(tracker: Any, run_id: str, entry: dict[str, Any]) -> None:
+            log_regression_refit(tracker, run_id, rows, y_test, pred, entry)
+
+        return _Outcome({**regression_record(rows, y_test, pred), "task": "regression"}, {}, log_regression)
+    from sklearn.metrics import confusion_matrix
+
+    mistakes = find_mistakes(_class_names(dataset), rows, y_test, pred)
+    cm = confusion_matrix(y_test, pred.argmax(axis=1), labels=np.arange(dataset.n_classes))
+
+    def log_classification(tracker: Any, run_id: str, entry: dict[str, Any]) -> None:
+        _log_classification(tracker, run_id, cm, dataset, y_test, pred)
+        log_mistakes(tracker, run_id, mistakes, dataset)  # never raises
+
+    return _Outcome(mistakes.record(), {"confusion_matrix": cm.tolist()}, log_classification)
 
 
 def _class_names(dataset: Any) -> list[str]:
@@ -172,13 +205,14 @@ def _refit_and_score(
     config: StudyConfig, dataset: Any, splits: Any, best: Any, device: Any, say: Any, epochs: int
 ) -> tuple[Any, np.ndarray, np.ndarray, dict[str, float], list[Any]]:
     """Train the best configuration on every non-test row for ``epochs`` (a heartbeat
-    line now and then), then predict the test split once:
-    ``(model, y_test, proba, metrics, the epoch records of its training)``."""
+    line now and then), then predict the test split once: ``(model, y_test,
+    predictions (class probabilities, or numbers in the user's units), metrics, the
+    epoch records of its training)``."""
     import torch
 
     from objectives.cv import train_final
     from objectives.metrics import score
-    from objectives.training import predict_proba
+    from objectives.task import task_for
 
     beat = Heartbeat(say)
     curve: list[Any] = []
@@ -198,23 +232,17 @@ def _refit_and_score(
     )
     X_test = torch.as_tensor(dataset.X[splits.test], device=device)
     y_test = dataset.y[splits.test]
-    proba = predict_proba(model, X_test)
-    return model, y_test, proba, {m: score(m, y_test, proba) for m in ALL_METRICS}, curve
+    pred = task_for(config.task).predict(model, X_test)
+    names = REGRESSION_METRICS if dataset.is_regression else ALL_METRICS
+    return model, y_test, pred, {m: score(m, y_test, pred) for m in names}, curve
 
 
 def _log_refit(
-    tracker: Any,
-    run_id: str,
-    entry: dict[str, Any],
-    cm: np.ndarray,
-    dataset: Any,
-    y_test: np.ndarray,
-    proba: np.ndarray,
-    config: StudyConfig,
-    curve: list[Any],
+    tracker: Any, run_id: str, entry: dict[str, Any], config: StudyConfig, curve: list[Any]
 ) -> None:
+    """The refit run's test metrics, cross-validation optimism, training curve and
+    scoring record, for either task."""
     from mlflow.entities import Metric, RunTag
-    from sklearn.metrics import classification_report
 
     client = tracker.client
     ts = int(time.time() * 1000)
@@ -236,6 +264,16 @@ def _log_refit(
 
     for start in range(0, len(metrics), MAX_BATCH):  # MLflow takes 1,000 metrics per batch
         client.log_batch(run_id, metrics=metrics[start : start + MAX_BATCH], tags=tags if start == 0 else [])
+    client.log_text(run_id, json.dumps(entry, indent=2, default=str), "test_result.json")
+
+
+def _log_classification(
+    tracker: Any, run_id: str, cm: np.ndarray, dataset: Any, y_test: np.ndarray, proba: np.ndarray
+) -> None:
+    """A classification refit's confusion matrix, report and (binary) PR curve."""
+    from sklearn.metrics import classification_report
+
+    client = tracker.client
     names = _class_names(dataset)
     client.log_dict(run_id, {"labels": names, "matrix": cm.tolist()}, "confusion_matrix.json")
     report = classification_report(
@@ -247,7 +285,6 @@ def _log_refit(
         zero_division=0,
     )
     client.log_dict(run_id, report, "classification_report.json")
-    client.log_text(run_id, json.dumps(entry, indent=2, default=str), "test_result.json")
     try:
         from tuner.views.plots import confusion_matrix_figure
 

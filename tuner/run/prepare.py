@@ -33,9 +33,11 @@ def prepare(config: StudyConfig) -> Prepared:
     d = config.data
     ds = load_dataset(
         d.source, base_dir=config.base_dir, target=d.target, image_size=d.image_size,
-        root=d.root, download=d.download, cache_limit_mb=d.cache_limit_mb,
+        root=d.root, download=d.download, cache_limit_mb=d.cache_limit_mb, task=config.task,
     )  # fmt: skip
     warnings = check_dataset(config, ds)
-    splits = make_splits(ds.y, test_size=config.data.test_size, folds=config.data.folds, seed=config.seed)
+    splits = make_splits(
+        ds.y, test_size=d.test_size, folds=d.folds, seed=config.seed, task=config.task, split=d.split
+    )
     warnings += check_splits(config, ds, splits)
     return Prepared(config, ds, splits, splits.fingerprint(ds.fingerprint()), tuple(warnings))

@@ -41,21 +41,18 @@ class Session:
 def search(session: Session, optimize: bool, live: bool | None, interrupts: Interrupts) -> None:
     """Run trials until the study's budget is reached (or the timeout, or too many
     failures in a row); an interrupt is raised as KeyboardInterrupt."""
-    import numpy as np
 
     from objectives.cv import CrossValidatedObjective
     from tuner.run.budget import Budget
     from tuner.run.identity import worker_name
     from tuner.run.trial import AfterTrial, TrialFunction, best_reference
     from tuner.storage.records import record_stop
-    from tuner.views.diagnose import chance_level
+    from tuner.views.diagnose import chance_for
     from tuner.views.progress import Progress
 
     config, prep, study = session.config, session.prep, session.study
     metric = config.objective.metric
-    chance = chance_level(
-        metric, np.bincount(prep.dataset.y[prep.splits.trainval], minlength=prep.dataset.n_classes)
-    )
+    chance = chance_for(metric, prep.dataset.y[prep.splits.trainval], prep.dataset.n_classes)
     objective = CrossValidatedObjective(
         config, prep.dataset, prep.splits, session.device, lambda: best_reference(study)
     )

@@ -5,7 +5,8 @@ evidence numbers and the remedy.
 Scores are compared as *skill*: 0 at chance, 1 at a perfect score
 (``(score - chance) / (perfect - chance)``; for log loss ``1 - loss / chance_loss``),
 so one set of thresholds serves every metric and class count. Chance is what a
-naive predictor scores given the class frequencies (``chance_level``).
+naive predictor scores given the class frequencies (``chance_level``); for regression
+the best constant on the training target (``regression_chance``; R² for rmse).
 
 The rules, in order (the first that matches wins; thresholds are the constants below,
 calibrated on the real runs of ``tests/integration/diagnosis_cases.py``):
@@ -54,7 +55,15 @@ import numpy as np
 
 from tuner.views.caught import ES_RISE, early_stopping_caught
 from tuner.views.curves import CurveRecorder, Curves
-from tuner.views.skill import chance_level, skill
+from tuner.views.remedies import REMEDIES, remedy
+from tuner.views.skill import (
+    REGRESSION_METRICS,
+    baseline_value,
+    baseline_words,
+    chance_for,
+    chance_level,
+    skill,
+)
 
 __all__ = [
     "DIAGNOSES",
@@ -62,6 +71,7 @@ __all__ = [
     "REMEDIES",
     "CurveRecorder",
     "Curves",
+    "chance_for",
     "chance_level",
     "diagnose",
     "record_diagnosis",
@@ -100,21 +110,6 @@ CHANCE_SKILL = 0.05  # validation skill below this is at chance
 NEAR_CHANCE = 0.15  # validation skill whose median over the epochs is below this stayed near chance
 MIN_TRIALS_ALL_CHANCE = 3  # trials at chance before the study as a whole is suspect
 
-REMEDIES = {
-    "healthy": "",
-    "overfitting": "more data or augmentation, more dropout, more weight decay, fewer epochs "
-    "(early stopping) or a smaller model",
-    "underfitting": "less regularization (dropout, weight decay), a bigger model, more epochs "
-    "or a higher learning rate",
-    "vanishing_gradients": "a shallower net, relu/gelu instead of a saturating activation "
-    "(tanh), batch norm (batchnorm: before_activation), or adam with a higher learning rate",
-    "diverged": "input normalization (data.normalize), batch norm, a lower learning rate or "
-    "gradient clipping (max_norm)",
-    "data_pipeline_suspect": "inspect the data pipeline: labels aligned with features, the "
-    "label encoding, duplicated or leaked rows, the scale of the inputs",
-    "stopped_early": "",
-}
-
 # the guard's message for a non-finite value at a fold's first optimizer step
 _FIRST_STEP = re.compile(r"is -?(nan|inf)\b.*epoch 0, step 0\)")
 
@@ -137,7 +132,7 @@ def diagnose(
 
     Args:
         curves: the trial's per-epoch curves (may be empty for a trial stopped early).
-        metric: the study's metric; ``chance`` its chance level (``chance_level``).
+        metric: the study's metric; ``chance`` its chance level (``chance_for``).
         pruned_by, pruned_reason: the trial's pruning attrs, if it was stopped.
         best_val_skill: the study's best validation skill so far (another trial's).
         fold_epochs: what early stopping saw of each fold (the trial's ``fold_epochs``).
@@ -150,7 +145,7 @@ def diagnose(
         _broken(curves, pruned_by, pruned_reason)
         or (None if curves.epochs else ("stopped_early", _unseen(pruned_by, pruned_reason)))
         or _leaked_or_shuffled(curves, ts, vs, metric)
-        or _vanishing(curves, ts, ev)
+        or _vanishing(curves, ts, metric, ev)
         or _overfit(curves, ts, vs, metric, ev)
         or (_stopped(curves, ts, vs, metric, best_val_skill, pruned_by) if stopped else None)
         or _underfit(curves, ts, metric, chance, best_val_skill)
@@ -161,7 +156,8 @@ def diagnose(
     if caught and name != "data_pipeline_suspect":
         why += f"; {caught}"
     label = f"{name} ({ev['severity']})" if "severity" in ev else name
-    return name, ev, f"{label}: {why}" + (f". Try: {REMEDIES[name]}" if REMEDIES[name] else "")
+    fix = remedy(name, metric)
+    return name, ev, f"{label}: {why}" + (f". Try: {fix}" if fix else "")
 
 
 def _unseen(pruned_by: str | None, reason: str | None) -> str:
@@ -232,18 +228,19 @@ def _leaked_or_shuffled(curves: Curves, ts: list[float], vs: list[float], metric
         )
     typical = float(np.median(vs))  # not the max: a small fold's score jumps around chance
     if ts[-1] >= TRAIN_FITS and typical < NEAR_CHANCE:
+        labels = "targets" if metric in REGRESSION_METRICS else "labels"
         return (
             "data_pipeline_suspect",
             f"the model fits its training rows (train {metric} {curves.train_score[-1]:.4f}, skill "
-            f"{ts[-1]:.2f}) but validation stays near chance over its {curves.epochs} epochs (median "
-            f"skill {typical:.2f} < {NEAR_CHANCE:g}, last {vs[-1]:.2f}): nothing it learns carries over, "
-            "as when the labels do not match the features (shuffled, misaligned) or the features "
-            "hold no signal it can find",
+            f"{ts[-1]:.2f}) but validation stays near {baseline_words(metric)} over its "
+            f"{curves.epochs} epochs (median skill {typical:.2f} < {NEAR_CHANCE:g}, last {vs[-1]:.2f}): "
+            f"nothing it learns carries over, as when the {labels} do not match the features "
+            "(shuffled, misaligned) or the features hold no signal it can find",
         )
     return None
 
 
-def _vanishing(curves: Curves, ts: list[float], ev: dict[str, Any]) -> _Verdict | None:
+def _vanishing(curves: Curves, ts: list[float], metric: str, ev: dict[str, Any]) -> _Verdict | None:
     """Rule 4: training stuck at chance, and the gradient gone before the input layer
     (or collapsed, with the training loss flat)."""
     if curves.epochs < 2 or ts[-1] >= UNDERFIT_SKILL:
@@ -254,7 +251,10 @@ def _vanishing(curves: Curves, ts: list[float], ev: dict[str, Any]) -> _Verdict 
     peak, last = max(curves.grad_max), curves.grad_max[-1]
     if ratio is not None:
         ev["grad_ratio_first_last"] = float(f"{ratio:.3g}")
-    stuck = f"training is stuck at chance (skill {ts[-1]:.2f}; loss {l0:.3g} → {l1:.3g} over {curves.epochs} epochs)"
+    stuck = (
+        f"training is stuck at {baseline_words(metric)} (skill {ts[-1]:.2f}; loss {l0:.3g} → {l1:.3g} "
+        f"over {curves.epochs} epochs)"
+    )
     if ratio is not None and ratio <= VANISH_RATIO:
         return (
             "vanishing_gradients",
@@ -322,7 +322,8 @@ def _underfit(
     if ts[-1] < UNDERFIT_SKILL:
         return (
             "underfitting",
-            f"train {metric} {curves.train_score[-1]:.4f} is close to chance ({chance:.4f}; "
+            f"train {metric} {curves.train_score[-1]:.4f} is close to {baseline_words(metric)} "
+            f"({baseline_value(metric, chance)}; "
             f"skill {ts[-1]:.2f} < {UNDERFIT_SKILL:g}) after {curves.epochs} epoch(s): the "
             "model cannot fit even its training rows",
         )

@@ -10,7 +10,9 @@ import math
 from collections import Counter
 from typing import Any
 
-from tuner.views.diagnose import CHANCE_SKILL, DIAGNOSES, MIN_TRIALS_ALL_CHANCE, REMEDIES, TRAIN_FITS
+from tuner.views.diagnose import CHANCE_SKILL, DIAGNOSES, MIN_TRIALS_ALL_CHANCE, TRAIN_FITS
+from tuner.views.remedies import remedy
+from tuner.views.skill import REGRESSION_METRICS, baseline_words
 
 __all__ = [
     "MIN_TRIALS_IMPORTANCE",
@@ -34,7 +36,7 @@ SUPPORT_SHARE = 0.6  # a finding needs the best trials' range to hold at most th
 _RELEVANT = {
     "overfitting": ("dropout", "weight_decay", "l1", "label_smoothing", "width", "depth"),
     "underfitting": ("dropout", "weight_decay", "l1", "width", "depth", "lr"),
-    "diverged": ("lr", "batchnorm", "max_norm", "optimizer", "momentum"),
+    "diverged": ("lr", "batchnorm", "max_norm", "optimizer", "momentum", "loss"),
     "vanishing_gradients": ("depth", "activation", "batchnorm", "optimizer", "lr"),
 }
 
@@ -86,7 +88,7 @@ def param_support(study: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _all_at_chance(rows: list[dict[str, Any]]) -> list[str]:
+def _all_at_chance(rows: list[dict[str, Any]], metric: str | None) -> list[str]:
     """The study-wide rule: every trial (at least ``MIN_TRIALS_ALL_CHANCE``) at chance on
     validation. Trials that still fit their training rows make the study a data-pipeline
     suspect (relabelled here); if none learns even its training rows, that is
@@ -94,20 +96,23 @@ def _all_at_chance(rows: list[dict[str, Any]]) -> list[str]:
     skills = [r["evidence"].get("val_skill") for r in rows]
     if len(rows) < MIN_TRIALS_ALL_CHANCE or not all(s is not None and s < CHANCE_SKILL for s in skills):
         return []
+    regression = metric in REGRESSION_METRICS
+    at = f"no better than {baseline_words(metric)}" if regression else "at chance"
+    labels = "targets" if regression else "labels"
     fitting = [r for r in rows if (r["evidence"].get("train_skill") or 0.0) >= TRAIN_FITS]
     if not fitting:
         return [
-            f"every one of the {len(rows)} trials scores at chance on validation AND on training: "
+            f"every one of the {len(rows)} trials scores {at} on validation AND on training: "
             "the models learn nothing (under-fitting; try a bigger model, more epochs, less "
-            "regularization). If a model that fits its training rows still scores at chance on "
-            "validation, suspect the labels."
+            f"regularization). If a model that fits its training rows still scores {at} on "
+            f"validation, suspect the {labels}."
         ]
     for r in fitting:
         r["diagnosis"] = "data_pipeline_suspect"
     return [
-        f"every one of the {len(rows)} trials scores at chance on validation, while {len(fitting)} "
-        f"fit their training rows: suspect the data pipeline (labels aligned with features?), not "
-        f"the models. {REMEDIES['data_pipeline_suspect']}"
+        f"every one of the {len(rows)} trials scores {at} on validation, while {len(fitting)} "
+        f"fit their training rows: suspect the data pipeline ({labels} aligned with features?), not "
+        f"the models. {remedy('data_pipeline_suspect', metric)}"
     ]
 
 
@@ -129,15 +134,17 @@ def diagnoses(study: Any) -> dict[str, Any]:
         }
         for t in trials
     ]
-    notes = _all_at_chance(rows)
+    # the metric each diagnosis was read in (all trials of a study share it)
+    metric = next((r["evidence"]["metric"] for r in rows if r["evidence"].get("metric")), None)
+    notes = _all_at_chance(rows, metric)
     counts = Counter(r["diagnosis"] for r in rows)
     support = param_support(study)
     remedies = {}
     for name in DIAGNOSES[1:]:
-        if counts.get(name) and REMEDIES[name]:
+        if counts.get(name) and remedy(name, metric):
             relevant = _RELEVANT.get(name, ())
             remedies[name] = {
-                "remedy": REMEDIES[name],
+                "remedy": remedy(name, metric),
                 "supported_by": [s["text"] for s in support if s["param"] in relevant],
             }
     return {

@@ -141,6 +141,14 @@ def _test_rows(test: dict[str, Any] | None, m: str, stopped: bool) -> list[tuple
                 )
         if test.get("metrics"):
             rows.append(("test metrics", ", ".join(f"{_e(k)} {_num(v)}" for k, v in test["metrics"].items())))
+        for e in (test.get("largest_errors") or [])[:3]:  # regression
+            rows.append(
+                (
+                    "largest error",
+                    f"row {_e(e['row'])}: actual {_num(e['actual'])}, predicted {_num(e['predicted'])} "
+                    f"(error {e['error']:+.4g})",
+                )
+            )
     else:
         sealed = "sealed until the budget is reached" if stopped else "not scored yet"
         rows.append(("held-out test", f"{sealed} (it is scored once, after the search)"))

@@ -16,6 +16,8 @@ __all__ = [
     "learning_curves_figure",
     "log_study_plots",
     "mistakes_figure",
+    "predicted_actual_figure",
+    "residuals_figure",
     "study_figures",
 ]
 
@@ -43,6 +45,45 @@ def confusion_matrix_figure(cm: np.ndarray, labels: list[str]) -> Any:
             color = "white" if cm[i, j] > cm.max() / 2 else "black"
             ax.text(j, i, int(cm[i, j]), ha="center", va="center", color=color, fontsize=8)
     ax.set_title("held-out test confusion matrix")
+    fig.tight_layout()
+    return fig
+
+
+def predicted_actual_figure(y: np.ndarray, pred: np.ndarray, title: str) -> Any:
+    """Regression refits: predicted against actual on the held-out test split, with
+    the diagonal a perfect model would sit on. A bare ``Figure``, for ``log_figure``."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 5))
+    ax = fig.add_subplot()
+    ax.scatter(y, pred, s=12, alpha=0.6, edgecolors="none")
+    lo, hi = float(min(y.min(), pred.min())), float(max(y.max(), pred.max()))
+    ax.plot([lo, hi], [lo, hi], ls="--", color="grey", lw=1, label="perfect")
+    ax.axhline(float(np.mean(y)), ls=":", color="orange", lw=1, label="test mean")
+    ax.set_xlabel("actual")
+    ax.set_ylabel("predicted")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def residuals_figure(y: np.ndarray, pred: np.ndarray) -> Any:
+    """Regression refits: residuals (actual - predicted) against the prediction, and
+    their histogram: a trend or a funnel shows what the model misses."""
+    from matplotlib.figure import Figure
+
+    residual = y - pred
+    fig = Figure(figsize=(9, 4))
+    ax, hist = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2, 1]})
+    ax.scatter(pred, residual, s=12, alpha=0.6, edgecolors="none")
+    ax.axhline(0.0, ls="--", color="grey", lw=1)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("residual (actual - predicted)")
+    ax.set_title("held-out test residuals", fontsize=10)
+    hist.hist(residual, bins=min(30, max(5, len(residual) // 5)), orientation="horizontal", color="C0")
+    hist.axhline(0.0, ls="--", color="grey", lw=1)
+    hist.set_xlabel("count")
     fig.tight_layout()
     return fig
 

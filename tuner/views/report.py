@@ -149,6 +149,9 @@ def _test_summary(
         test["per_class_recall"] = first["per_class_recall"]
         test["n_classes"] = first.get("n_classes", len(first["per_class_recall"]))
         test["mistakes"] = first.get("mistakes")
+    if first.get("largest_errors") is not None:  # regression
+        test["largest_errors"] = first["largest_errors"]
+        test["target_sd"] = first.get("target_sd")
     if first.get("refit_epochs") is not None:
         test["refit_epochs"] = first["refit_epochs"]
         test["refit_epochs_rule"] = first.get("refit_epochs_rule")
@@ -285,8 +288,34 @@ def _render_test(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+ERRORS_SHOWN = 3  # a regression's largest test errors in the report (all 10 in the record)
+
+
+def _render_regression(test: dict[str, Any]) -> list[str]:
+    """Every test metric (R² read against predicting the test mean) and the largest errors."""
+    metrics = test.get("metrics") or {}
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+    lines = [f"test metrics: {shown} (r2: 0 = predicting the mean, 1 = perfect)"]
+    if test.get("target_sd"):
+        lines[0] += f"; the test target's sd is {test['target_sd']:.4g}"
+    where = (
+        " (every prediction in test_predictions.csv on the refit's MLflow run)"
+        if test.get("refit_run_id")
+        else ""
+    )
+    lines.append(f"largest errors{where}:")
+    for e in test["largest_errors"][:ERRORS_SHOWN]:
+        lines.append(
+            f"    row {e['row']}: actual {e['actual']:.4g}, predicted {e['predicted']:.4g} (error {e['error']:+.4g})"
+        )
+    return lines
+
+
 def _render_errors(test: dict[str, Any]) -> list[str]:
-    """Per-class recall on the test split and its most confident mistakes (by dataset row)."""
+    """Per-class recall on the test split and its most confident mistakes (by dataset row);
+    for regression every test metric and the largest errors."""
+    if test.get("largest_errors") is not None:
+        return _render_regression(test)
     if not test.get("per_class_recall"):
         return []
     lines = [_recall_line(test["per_class_recall"], test.get("n_classes"))]
