@@ -19,6 +19,7 @@ _EPILOG = """examples:
   tune examples/digits.yaml --n-trials 10   override budget.n_trials
   tune study.yaml --workers 2               two local worker processes share the study
   tune study.yaml --gpus all                one worker per GPU (or --gpus 0,1)
+  tune study.yaml --gpus all --trials-per-gpu 4   four workers share each GPU (small models)
   tune storage-proxy --storage postgresql://tuner@db/tuner   serve grpc://HOST:13000
   tune report examples/digits.yaml --json   machine-readable summary
   tune best examples/digits.yaml            the best parameters as YAML
@@ -63,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-refit", action="store_true", help="skip the refit and test scoring")
     run.add_argument("--workers", type=int, help="start N local worker processes on CPU")
     run.add_argument("--gpus", help="one worker per GPU: 'all' or ids like 0,1 (CUDA_VISIBLE_DEVICES)")
+    run.add_argument(
+        "--trials-per-gpu",
+        type=int,
+        help="with --gpus: N workers (so N trials at once) on each GPU; see docs/distributed.md",
+    )
     run.add_argument("--worker-rank", type=int, help=argparse.SUPPRESS)
     run.add_argument("--threads", type=int, help=argparse.SUPPRESS)
     run.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
@@ -206,7 +212,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from tuner.run.runner import run_study
         from tuner.views.report import render
 
-        if args.workers is not None or args.gpus is not None:
+        if args.workers is not None or args.gpus is not None or args.trials_per_gpu is not None:
             code = _run_workers(args, config)
             if code or args.no_refit:
                 return code
@@ -292,7 +298,7 @@ def _run_workers(args: argparse.Namespace, config: StudyConfig) -> int:
     """Start the local workers (see ``tuner.run.workers``); the caller refits after them."""
     from tuner.run.workers import init_study, plan_workers, run_workers
 
-    plan = plan_workers(args.workers, args.gpus, threads=config.training.threads)
+    plan = plan_workers(args.workers, args.gpus, threads=config.training.threads, per_gpu=args.trials_per_gpu)
     base = [args.study]
     if args.n_trials is not None:
         base += ["--n-trials", str(args.n_trials)]

@@ -1,4 +1,4 @@
-"""Local workers: ``tune STUDY.yaml --workers N`` or ``--gpus 0,1|all``.
+"""Local workers: ``tune STUDY.yaml --workers N`` or ``--gpus 0,1|all [--trials-per-gpu N]``.
 
 Optuna's distributed model is workers sharing one storage; this module only starts
 N of them on one machine. Each worker is an ordinary ``tune run`` process (the same
@@ -6,7 +6,8 @@ code a user starts on another machine) with:
 
 - its rank, so its sampler seed is ``seed + rank`` (the same seed in every worker
   would make them sample the same points);
-- ``CUDA_VISIBLE_DEVICES`` pinned to its GPU (``--gpus``), and
+- ``CUDA_VISIBLE_DEVICES`` pinned to its GPU (``--gpus``; with ``--trials-per-gpu N``,
+  N workers share each GPU, so a small model's trials fill a large GPU), and
 - its share of the CPU cores as torch threads: oversubscribing 2 cores made
   training ~30x slower here.
 
@@ -61,15 +62,20 @@ def _visible_gpus() -> list[str]:
 
 
 def plan_workers(
-    workers: int | None, gpus: str | None, cores: int | None = None, threads: int | None = None
+    workers: int | None,
+    gpus: str | None,
+    cores: int | None = None,
+    threads: int | None = None,
+    per_gpu: int | None = None,
 ) -> WorkerPlan:
-    """Resolve ``--workers``/``--gpus`` to a plan.
+    """Resolve ``--workers``/``--gpus``/``--trials-per-gpu`` to a plan.
 
     Args:
         workers: ``--workers N`` (CPU workers), or None.
         gpus: ``--gpus`` as given: ``all`` or a comma-separated list of ids, or None.
-        cores: CPU cores to share (default: ``os.cpu_count()``).
+        cores: CPU cores to share (default: ``os.cpu_count()``), evenly between all workers.
         threads: ``training.threads`` from the study file; overrides the fair share.
+        per_gpu: ``--trials-per-gpu N``: N workers pinned to each GPU (default 1).
 
     Raises:
         ConfigError: for a bad value, naming the flag and the fix.
@@ -77,6 +83,11 @@ def plan_workers(
     cores = cores or os.cpu_count() or 1
     if workers is not None and gpus is not None:
         raise ConfigError("give either --workers N (CPU) or --gpus IDS (one worker per GPU), not both")
+    if per_gpu is not None and (gpus is None or per_gpu < 1):
+        raise ConfigError(
+            f"--trials-per-gpu {per_gpu}: it needs --gpus and an integer >= 1 (on CPU, --workers N "
+            "starts N workers)"
+        )
     if gpus is not None:
         visible = _visible_gpus()
         if gpus.strip().lower() == "all":
@@ -100,6 +111,7 @@ def plan_workers(
                     f"{', '.join(visible) or 'none'}); use --gpus all, or --workers N on CPU"
                 )
             ids = list(named)
+        ids = [g for g in ids for _ in range(per_gpu or 1)]  # N workers on each GPU, side by side
     else:
         n = 1 if workers is None else workers
         if n < 1:

@@ -37,6 +37,23 @@ def test_gpus_all_uses_the_visible_devices(monkeypatch: pytest.MonkeyPatch) -> N
         plan_workers(None, "all")
 
 
+def test_trials_per_gpu_pins_n_workers_to_each_gpu_and_shares_the_cores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    plan = plan_workers(None, "all", cores=16, per_gpu=4)
+    assert plan.gpus == ("0", "0", "0", "0", "1", "1", "1", "1") and plan.threads == 2
+    assert [worker_env(g, plan.threads)["CUDA_VISIBLE_DEVICES"] for g in plan.gpus[3:5]] == ["0", "1"]
+    assert worker_env("1", plan.threads)["OMP_NUM_THREADS"] == "2"
+    assert plan_workers(None, "1", cores=16, per_gpu=3).gpus == ("1", "1", "1")
+    assert plan_workers(None, "0", cores=2, per_gpu=4).threads == 1  # never zero
+    assert plan_workers(None, "0,1", cores=16).gpus == ("0", "1")  # default: one per GPU
+    with pytest.raises(ConfigError, match="--trials-per-gpu 2: it needs --gpus"):
+        plan_workers(2, None, per_gpu=2)
+    with pytest.raises(ConfigError, match="integer >= 1"):
+        plan_workers(None, "0", per_gpu=0)
+
+
 @pytest.mark.parametrize(
     ("workers", "gpus", "message"),
     [
