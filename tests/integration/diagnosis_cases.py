@@ -39,6 +39,19 @@ def _sk(name: str, n: int | None = None, seed: int = 0, image: bool = False) -> 
     return load
 
 
+def _diabetes(rolled: bool = False) -> Data:
+    """scikit-learn's diabetes (a regression target, 25..346); ``rolled``: every target
+    moved to the next row, so targets and features no longer match."""
+
+    def load() -> tuple[np.ndarray, np.ndarray]:
+        from sklearn.datasets import load_diabetes
+
+        X, y = load_diabetes(return_X_y=True)
+        return X.astype(np.float32), np.roll(y, 1) if rolled else y
+
+    return load
+
+
 def _shuffled(data: Data, seed: int = 1) -> Data:
     def load() -> tuple[np.ndarray, np.ndarray]:
         X, y = data()
@@ -103,6 +116,8 @@ def run_case(case: Case, where: Path, seed: int = 0) -> list[dict[str, Any]]:
 _ADAM = {"optimizer": {"categorical": ["adam"]}}
 _SGD = {"optimizer": {"categorical": ["sgd"]}, "momentum": 0.0}
 _BARE = {"dropout": 0.0, "weight_decay": 0.0, "batchnorm": "none"}
+
+_REGRESSION = {"task": "regression", "objective": {"metric": "rmse"}}
 
 _PRUNE = {  # a study in which the pruner stops the slow learners while they still learn
     "budget.n_trials": 6,
@@ -439,5 +454,70 @@ CASES: list[Case] = [
         _noisy_binary(2000, 10, 0.5),
         {"lr": 3e-3, "width": 32, **_ADAM},
         {"training.max_epochs": 10, "training.batch_size": 64},
+    ),
+    # -- regression (task: regression, rmse): the same rules on the R² scale against the
+    # training mean; thresholds calibrated on classification, checked here
+    Case(
+        "regression-memorize-diabetes-w256",
+        "overfitting",
+        _diabetes(),
+        {"lr": 1e-3, "width": 256, "depth": 2, **_BARE, **_ADAM},
+        {**_REGRESSION, "training.max_epochs": 100, "training.batch_size": 16},
+    ),
+    Case(
+        "regression-memorize-diabetes-w128-d3",
+        "overfitting",
+        _diabetes(),
+        {"lr": 3e-3, "width": 128, "depth": 3, **_BARE, **_ADAM},
+        {**_REGRESSION, "training.max_epochs": 60, "training.batch_size": 16},
+    ),
+    Case(
+        "regression-width4-dropout0.8",
+        "underfitting",
+        _diabetes(),
+        {"lr": 1e-4, "width": 4, "dropout": 0.8, **_ADAM},
+        {**_REGRESSION, "training.max_epochs": 5, "training.batch_size": 32},
+    ),
+    Case(
+        "regression-sgd-lr0.5-raw-target",
+        "diverged",
+        _diabetes(),
+        {"lr": 0.5, "width": 32, **_SGD},
+        {**_REGRESSION, "data.target_transform": "none", "training.max_epochs": 5, "training.batch_size": 32},
+        fast=True,
+    ),
+    Case(
+        "regression-rolled-targets-w256",
+        "data_pipeline_suspect",
+        _diabetes(rolled=True),
+        {"lr": 3e-3, "width": 256, "depth": 2, **_BARE, **_ADAM},
+        {**_REGRESSION, "training.max_epochs": 60, "training.batch_size": 16},
+        fast=True,
+    ),
+    Case(
+        "regression-healthy-w8-wd",
+        "healthy",
+        _diabetes(),
+        {"lr": 3e-3, "width": 8, "depth": 1, "weight_decay": 1e-2, **_ADAM},
+        {**_REGRESSION, "training.max_epochs": 20, "training.batch_size": 32},
+    ),
+    Case(
+        "regression-healthy-w16-early-stopping",
+        "healthy",
+        _diabetes(),
+        {"lr": 5e-3, "width": 16, "depth": 1, "dropout": 0.2, **_ADAM},
+        {
+            **_REGRESSION,
+            "training.max_epochs": 30,
+            "training.batch_size": 32,
+            "training.early_stopping": {"patience": 3},
+        },
+    ),
+    Case(
+        "regression-healthy-huber",
+        "healthy",
+        _diabetes(),
+        {"lr": 3e-3, "width": 16, "depth": 1, "loss": {"categorical": ["huber"]}, **_ADAM},
+        {**_REGRESSION, "training.max_epochs": 15, "training.batch_size": 32},
     ),
 ]
