@@ -104,8 +104,11 @@ class TrialFunction:
         flight = self.in_flight = _InFlight(trial.number, bt.flush)
         try:
             curves = CurveRecorder(run)  # keeps the curves for the trial's diagnosis
-            reporter = self.progress.reporter(
-                trial.number, curves, self.config.data.folds, self.config.training.max_epochs
+            reporter = _Checked(
+                self.progress.reporter(
+                    trial.number, curves, self.config.data.folds, self.config.training.max_epochs
+                ),
+                self.interrupts,
             )
             with self.interrupts.allowed():
                 value = self.objective(bt, params, reporter)
@@ -219,6 +222,27 @@ class AfterTrial:
             with self.interrupts.allowed():
                 if not self.budget.wait_for_slot(self.waiting, counts):
                     st.stop()
+
+
+class _Checked:
+    """A trial's reporter that raises a held interrupt after each epoch and fold. A signal
+    that lands where it cannot raise (a finalizer the garbage collector runs, say one of
+    SQLAlchemy's) is only marked pending: without this it would wait for the trial's end,
+    and the trial would train to completion after Ctrl-C or SIGTERM."""
+
+    def __init__(self, inner: Any, interrupts: Interrupts) -> None:
+        self.inner, self.interrupts = inner, interrupts
+
+    def epoch(self, record: Any, step: int) -> None:
+        self.inner.epoch(record, step)
+        self.interrupts.check()
+
+    def fold_done(self, fold: int, score: float) -> None:
+        self.inner.fold_done(fold, score)
+        self.interrupts.check()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 def _clip(text: str, limit: int) -> str:
