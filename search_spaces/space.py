@@ -212,6 +212,17 @@ class SearchSpace(BaseModel):
                 values[name] = spec.fixed
         return values
 
+    def complete(self, params: Mapping[str, Scalar]) -> dict[str, Scalar]:
+        """A trial's ``params`` as Optuna stores them (the searched ones) with the fixed
+        values the trial trained with too (those ``suggest`` returned without asking): what
+        the refit of that trial must train."""
+        values = dict(params)
+        for name in self._order():
+            spec = self.params[name]
+            if spec.kind == "fixed" and name not in values and _active(spec, values):
+                values[name] = spec.fixed
+        return values
+
     def distributions(self) -> dict[str, Any]:
         """Optuna distributions of the searched parameters (fixed ones have none)."""
         import optuna.distributions as d

@@ -58,6 +58,7 @@ def test_test_split_scored_once_and_recorded(finished):
     assert len(record) == 1
     entry = record[0]
     assert entry["trial_number"] == study.best_trial.number
+    assert entry["params"]["width"] == 16  # fixed in the space: not in Optuna's params, yet refit with
     assert entry["n_test"] == 360
     assert 0.5 < entry["score"] <= 1.0  # 10 classes: chance is 0.1
     assert set(entry["metrics"]) == {"accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss"}

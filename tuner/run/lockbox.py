@@ -88,7 +88,8 @@ def _score(
     """The refit of ``best`` (a frozen trial) and the one scoring, recorded on the study
     and its MLflow refit run."""
     started = time.perf_counter()
-    refit_id = tracker.start_refit(best.number, best.params) if tracker.enabled else None
+    params = config.search_space.complete(best.params)  # the fixed values too
+    refit_id = tracker.start_refit(best.number, params) if tracker.enabled else None
     epochs, epochs_rule = refit_plan(config, best)
     say(
         f"refit: training trial #{best.number}'s configuration on all {len(splits.trainval)} "
@@ -96,12 +97,12 @@ def _score(
     )
     try:
         model, y_test, pred, metrics, curve = _refit_and_score(
-            config, dataset, splits, best, device, say, epochs
+            config, dataset, splits, best, params, device, say, epochs
         )
         outcome = _outcome(dataset, splits.test, y_test, pred)  # test: dataset rows
         entry = {
             "trial_number": best.number,
-            "params": dict(best.params),
+            "params": params,
             "metric": config.objective.metric,
             "score": metrics[config.objective.metric],
             "metrics": metrics,
@@ -195,14 +196,21 @@ def refit_plan(config: StudyConfig, best: Any) -> tuple[int, str]:
     from objectives.early_stopping import EarlyStopping, refit_epochs
 
     max_epochs = config.training.max_epochs
-    rule = EarlyStopping.resolve(config.training.early_stopping, best.params)
+    rule = EarlyStopping.resolve(config.training.early_stopping, config.search_space.complete(best.params))
     if rule is None:
         return max_epochs, "max_epochs, as early stopping is off"
     return refit_epochs(best.user_attrs.get("fold_epochs") or [], max_epochs, rule.restore_best)
 
 
 def _refit_and_score(
-    config: StudyConfig, dataset: Any, splits: Any, best: Any, device: Any, say: Any, epochs: int
+    config: StudyConfig,
+    dataset: Any,
+    splits: Any,
+    best: Any,
+    params: dict[str, Any],
+    device: Any,
+    say: Any,
+    epochs: int,
 ) -> tuple[Any, np.ndarray, np.ndarray, dict[str, float], list[Any]]:
     """Train the best configuration on every non-test row for ``epochs`` (a heartbeat
     line now and then), then predict the test split once: ``(model, y_test,
@@ -225,7 +233,7 @@ def _refit_and_score(
         config,
         dataset,
         splits.trainval,
-        dict(best.params),
+        params,
         device,
         on_epoch=on_epoch,
         epochs=epochs,

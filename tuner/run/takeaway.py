@@ -99,7 +99,8 @@ def log_refit_model(
     model = model.cpu().eval()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / ARTIFACT
-        save(folder, model, recipe(config, dataset, dict(best.params), best.number))
+        params = config.search_space.complete(best.params)  # the fixed values too
+        save(folder, model, recipe(config, dataset, params, best.number))
         (folder / "README.md").write_text(
             f"# The refit of trial #{best.number}, study {config.name}\n\n"
             "`recipe.json` and `state_dict.pt` rebuild the network for further training, "

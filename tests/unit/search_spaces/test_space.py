@@ -51,6 +51,30 @@ def test_fixed_and_scalar_values_are_not_searched():
     assert set(space.distributions()) == {"lr"}
 
 
+def test_complete_adds_the_fixed_values_a_trial_trained_with():
+    """Optuna stores only the searched params; the refit must train the fixed ones too."""
+    space = _space(
+        {
+            "optimizer": {"categorical": ["adamw", "sgd"]},
+            "momentum": {"fixed": 0.8, "when": {"optimizer": "sgd"}},
+            "width": 16,
+            "lr": {"float": [0.01, 0.1]},
+        }
+    )
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(10):
+        trial = study.ask()
+        trained = space.suggest(trial)
+        assert "width" not in trial.params  # what Optuna keeps ...
+        assert space.complete(trial.params) == trained  # ... completed to what was trained
+        study.tell(trial, 0.0)
+    assert space.complete({"optimizer": "adamw", "lr": 0.05}) == {
+        "optimizer": "adamw",
+        "lr": 0.05,
+        "width": 16,
+    }
+
+
 def test_int_and_step():
     space = _space({"width": {"int": [16, 64], "step": 16}})
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
