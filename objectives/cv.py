@@ -31,6 +31,7 @@ from objectives.dataset import Dataset
 from objectives.early_stopping import EarlyStopping, FoldWatch, StopFold
 from objectives.fold import train_fold
 from objectives.guard import Diverged, DivergenceGuard
+from objectives.lazy import device_rows
 from objectives.metrics import DIRECTION
 from objectives.models import ModelSpec, input_stats
 from objectives.splits import Splits
@@ -172,8 +173,9 @@ class CrossValidatedObjective:
         self.spec = ModelSpec(
             config.model.family, dataset.sample_shape, dataset.n_outputs, config.model.factory
         )
-        # Tensors are made once per process and reused by every trial.
-        self.X = torch.as_tensor(dataset.X, device=device)
+        # Tensors are made once per process and reused by every trial (a streamed image
+        # folder stays on disk: objectives.lazy).
+        self.X = device_rows(dataset.X, None, device, config.data.loader_workers)
         self.y = torch.as_tensor(dataset.y, device=device)
         self.X_np = dataset.X
         self._folds = [
@@ -185,7 +187,7 @@ class CrossValidatedObjective:
     def fold_stats(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalization statistics of fold ``k``'s training rows only."""
         if k not in self._stats:
-            mean, std = input_stats(self.X_np[self._folds[k][2]], self.config.data.normalize)
+            mean, std = input_stats(self.X_np, self.config.data.normalize, rows=self._folds[k][2])
             self._stats[k] = (mean.to(self.device), std.to(self.device))
         return self._stats[k]
 
@@ -228,9 +230,9 @@ class CrossValidatedObjective:
             watches.append(watch)
             try:
                 train_fold(
-                    cfg, self.spec, params, hp, self.X[tr], self.y[tr],
+                    cfg, self.spec, params, hp, self.X.index_select(0, tr), self.y[tr],
                     mean=mean, std=std, guard=guard, fold=k, seed=fold_seed(cfg.seed, trial.number, k),
-                    X_val=self.X[va], y_val=self.y[va], trial=trial,
+                    X_val=self.X.index_select(0, va), y_val=self.y[va], trial=trial,
                     on_epoch=functools.partial(reports.epoch, watch=watch),
                 )  # fmt: skip
             except StopFold:
@@ -336,9 +338,9 @@ def train_final(
     ``max_epochs``; with early stopping, ``objectives.early_stopping.refit_epochs``)."""
     hp = HParams.resolve(params, config.training.batch_size, config.training.loss)
     spec = ModelSpec(config.model.family, dataset.sample_shape, dataset.n_outputs, config.model.factory)
-    mean, std = input_stats(dataset.X[rows], config.data.normalize)
+    mean, std = input_stats(dataset.X, config.data.normalize, rows=rows)
     seed = fold_seed(config.seed, -1, -1)
-    X = torch.as_tensor(dataset.X[rows], device=device)
+    X = device_rows(dataset.X, rows, device, config.data.loader_workers)
     y = torch.as_tensor(dataset.y[rows], device=device)
     return train_fold(
         config,

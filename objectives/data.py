@@ -37,6 +37,8 @@ def load_dataset(
     download: bool = False,
     cache_limit_mb: int | None = None,
     task: str = "classification",
+    cache: str = "auto",
+    cache_dir: Path | None = None,
 ) -> Dataset:
     """Load ``source`` (see the module docstring; image sources: ``objectives.images``).
 
@@ -59,7 +61,9 @@ def load_dataset(
             )
         folder = Path(rest).expanduser()
         folder = folder if folder.is_absolute() else base_dir / folder
-        return images.load_imagefolder(folder, source, image_size=size, cache_limit_mb=limit)
+        return images.load_imagefolder(
+            folder, source, image_size=size, cache_limit_mb=limit, cache=cache, cache_dir=cache_dir
+        )
     path = Path(source).expanduser()
     path = path if path.is_absolute() else base_dir / path
     if path.is_dir():

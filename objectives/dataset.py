@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +16,7 @@ __all__ = ["Dataset"]
 class Dataset:
     """Features and labels in memory, plus what a model needs to know of them."""
 
-    X: np.ndarray  # float32, (N, F) or (N, C, H, W)
+    X: np.ndarray  # float32, (N, F) or (N, C, H, W); a streamed image folder: uint8 on disk
     y: np.ndarray  # classification: int64 in 0..C-1; regression: float64 in the user's units
     classes: list[str]  # regression: empty
     source: str
@@ -46,11 +47,26 @@ class Dataset:
     def sample_shape(self) -> tuple[int, ...]:
         return tuple(self.X.shape[1:])
 
+    @property
+    def streamed(self) -> bool:
+        """Images read from a uint8 memory map a batch at a time (``data.cache: stream``)."""
+        return self.X.dtype == np.uint8
+
+    def rows(self, index: Any) -> np.ndarray:
+        """``X[index]`` as float32, as the model sees it (streamed images scaled by 1/255)."""
+        X = self.X[index]
+        return X.astype(np.float32) / np.float32(255.0) if self.streamed else X
+
     def fingerprint(self) -> str:
         """A hash of the features, labels and class names (what the splits depend on)."""
         h = hashlib.sha256()
         h.update(str(self.X.shape).encode())
-        h.update(np.ascontiguousarray(self.X).tobytes())
+        # a chunk at a time, as float32: a streamed folder hashes as its in-memory twin
+        from objectives.lazy import chunk_rows
+
+        step = chunk_rows(self.X.shape)
+        for start in range(0, len(self.X), step):
+            h.update(np.ascontiguousarray(self.rows(slice(start, start + step))).tobytes())
         h.update(np.ascontiguousarray(self.y).tobytes())
         h.update("\x00".join(self.classes).encode())
         if self.is_regression:  # the same numbers read as classes are another dataset

@@ -1,17 +1,18 @@
 """Image sources: ``imagefolder:PATH`` and ``torchvision:MNIST|FashionMNIST|CIFAR10``.
 
-Both end as an in-memory ``Dataset`` of float32 images in ``[0, 1]``, shape
-``(N, C, H, W)``: the training loop indexes tensors that already sit on the device,
-which for the small-to-medium datasets tuner targets is far faster than a
-DataLoader per epoch (every trial re-reads the data many times: K folds x epochs).
+Both end as a ``Dataset`` of images ``(N, C, H, W)`` in ``[0, 1]``. In memory (float32),
+the training loop indexes tensors that already sit on the device, which for the
+small-to-medium datasets tuner targets is far faster than a DataLoader per epoch
+(every trial re-reads the data many times: K folds x epochs).
 
 - ``imagefolder:PATH``: torchvision's ``ImageFolder`` layout (one sub-folder per
   class). Every image is decoded ONCE, in DataLoader worker processes (pinned
-  memory when CUDA is present), resized to ``data.image_size`` and cached as one
-  tensor. The cache must fit under ``data.cache_limit_mb`` (default 4096 MiB);
-  above it tuner refuses with a clear error rather than streaming from disk (a
-  per-epoch decoding path is not implemented: lower ``data.image_size``, use a
-  subset, or raise the limit if the machine has the memory).
+  memory when CUDA is present), resized to ``data.image_size``, and by
+  ``data.cache`` kept as one float32 tensor in memory (``memory``; up to
+  ``data.cache_limit_mb``), or written once to the disk cache
+  (``objectives.image_cache``) and read back into memory (``disk``) or streamed
+  from it a batch at a time (``stream``, ``objectives.lazy``: folders larger
+  than memory). ``auto`` keeps it in memory while it fits, else streams.
 - ``torchvision:NAME``: the official *training* split of the torchvision dataset
   read from ``data.root`` (tuner fences off its own test split from it).
   ``data.download: true`` lets torchvision fetch missing files; without it a
@@ -60,9 +61,9 @@ def _check_cache(n: int, c: int, size: tuple[int, int], limit_mb: int, what: str
     if need > limit_mb:
         raise DataError(
             f"{what}: {n} images of {c}x{size[0]}x{size[1]} need {need:,.0f} MiB as a float32 "
-            f"tensor, above data.cache_limit_mb={limit_mb}. tuner decodes images once and keeps "
-            "them in memory (it has no streaming path); lower data.image_size, tune on a subset "
-            "of the images, or raise data.cache_limit_mb if this machine has the memory"
+            f"tensor, above data.cache_limit_mb={limit_mb}. Use data.cache: stream (or auto, the "
+            "default) to train from a decoded cache on disk a batch at a time, lower "
+            "data.image_size, or raise data.cache_limit_mb if this machine has the memory"
         )
 
 
@@ -99,10 +100,14 @@ def load_imagefolder(
     image_size: tuple[int, int] | None,
     cache_limit_mb: int = DEFAULT_CACHE_LIMIT_MB,
     workers: int | None = None,
+    cache: str = "auto",
+    cache_dir: Path | None = None,
 ) -> Any:
-    """Decode an ``ImageFolder`` tree once into a ``Dataset`` (see the module docstring)."""
-    import torch
-    from torch.utils.data import DataLoader
+    """An ``ImageFolder`` tree as a ``Dataset`` (see the module docstring), by ``cache``:
+    ``memory`` decodes into a float32 array in memory; ``disk`` decodes once into the disk
+    cache (``objectives.image_cache``) and reads it into memory; ``stream`` trains from the
+    disk cache a batch at a time (``objectives.lazy``); ``auto`` is ``memory`` while the
+    float32 array fits under ``cache_limit_mb``, else ``stream``."""
     from torchvision.datasets import DatasetFolder
 
     if not path.is_dir():
@@ -120,7 +125,25 @@ def load_imagefolder(
         ) from None
     if len(folder.classes) < 2:
         raise DataError(f"{path}: found one class folder ({folder.classes[0]}); need at least 2")
-    # Greyscale only when every image is greyscale; a mixed folder becomes RGB.
+    where = cache_dir or path.parent / ".tuner-cache"
+    if cache in ("disk", "stream") or (cache == "auto" and _cached(folder, path, size, where)):
+        return _from_disk_cache(folder, path, source, size, where, cache, cache_limit_mb, workers)
+    mode = _colour_mode(folder)
+    c = 1 if mode == "L" else 3
+    n = len(folder.samples)
+    if cache == "auto" and n * c * size[0] * size[1] * 4 / 2**20 > cache_limit_mb:
+        return _from_disk_cache(folder, path, source, size, where, "stream", cache_limit_mb, workers, mode)
+    _check_cache(n, c, size, cache_limit_mb, f"imagefolder {path}")
+    X = np.empty((n, c, *size), dtype=np.uint8)
+    y = np.empty(n, dtype=np.int64)
+    _decode(folder, path, size, mode, workers, X, y)
+    images = X.astype(np.float32) / np.float32(255.0)
+    return Dataset(X=images, y=y, classes=list(folder.classes), source=source)
+
+
+def _colour_mode(folder: Any) -> str:
+    """Greyscale only when every image is greyscale; a mixed folder becomes RGB. Opens
+    every image's header, so a file that is no image is named here."""
     from PIL import Image
 
     modes = set()
@@ -130,30 +153,87 @@ def load_imagefolder(
                 modes.add(im.mode)
         except Exception as e:
             raise DataError(f"cannot read {p} as an image: {e}; remove or replace it") from None
-    mode = "L" if modes <= {"L", "1", "I;16", "I"} else "RGB"
-    c = 1 if mode == "L" else 3
+    return "L" if modes <= {"L", "1", "I;16", "I"} else "RGB"
+
+
+def _decode(
+    folder: Any, path: Path, size: tuple[int, int], mode: str, workers: int | None, X: Any, y: np.ndarray
+) -> None:
+    """Decode every image of ``folder`` into ``X`` (uint8, in memory or a memory map) in
+    DataLoader worker processes, with the labels into ``y``."""
+    import torch
+    from torch.utils.data import DataLoader
+
     n = len(folder.samples)
-    _check_cache(n, c, size, cache_limit_mb, f"imagefolder {path}")
     folder.transform = _Decode(size, mode)
-    cuda = torch.cuda.is_available()
     if workers is None:
         # Worker start-up costs ~0.1-0.5 s each: only worth it beyond a few hundred images.
         workers = 0 if n < 512 else min(8, os.cpu_count() or 1)
-    loader = DataLoader(folder, batch_size=256, num_workers=workers, pin_memory=cuda, shuffle=False)
-    X = torch.empty((n, c, *size), dtype=torch.uint8)
-    y = np.empty(n, dtype=np.int64)
+    cuda = torch.cuda.is_available()
+    from objectives.lazy import chunk_rows
+
+    # batches of at most 64 MiB: large images in batches of 256 would need gigabytes in flight
+    batch = chunk_rows((3, *size), itemsize=1, most=256)
+    loader = DataLoader(folder, batch_size=batch, num_workers=workers, pin_memory=cuda, shuffle=False)
     at = 0
     try:
         for xb, yb in loader:
-            X[at : at + len(xb)] = xb
+            X[at : at + len(xb)] = xb.numpy()
             y[at : at + len(xb)] = yb.numpy()
             at += len(xb)
     except DataError:
         raise
     except Exception as e:
         raise DataError(f"{path}: decoding the images failed: {e}") from None
-    images = X.numpy().astype(np.float32) / 255.0
-    return Dataset(X=images, y=y, classes=list(folder.classes), source=source)
+
+
+def _cached(folder: Any, path: Path, size: tuple[int, int], where: Path) -> bool:
+    from objectives.image_cache import cache_key
+
+    key = cache_key(folder.samples, path, size)
+    return (where / f"{key}.npy").is_file() and (where / f"{key}.json").is_file()
+
+
+def _from_disk_cache(
+    folder: Any,
+    path: Path,
+    source: str,
+    size: tuple[int, int],
+    where: Path,
+    cache: str,
+    cache_limit_mb: int,
+    workers: int | None,
+    mode: str | None = None,
+) -> Dataset:
+    """The folder from its disk cache (decoded now when absent): streamed, or read into
+    memory as float32 (``disk``; ``auto`` when it fits under the cache limit)."""
+    from objectives.image_cache import cached_images
+
+    def build() -> tuple[tuple[int, int, int], Any]:
+        m = mode or _colour_mode(folder)
+        shape = (1 if m == "L" else 3, *size)
+        return shape, lambda X, y: _decode(folder, path, size, m, workers, X, y)
+
+    entry = cached_images(path, folder.samples, list(folder.classes), size, where, build)
+    note = (
+        f"images read from the decoded cache {entry.path} (no decoding)"
+        if entry.reused
+        else f"images decoded once into {entry.path}"
+    )
+    X = entry.X
+    fits = X.size * 4 / 2**20 <= cache_limit_mb
+    if cache == "disk" or (cache == "auto" and fits):
+        if not fits:
+            _check_cache(len(X), X.shape[1], size, cache_limit_mb, f"imagefolder {path}")
+        X = np.empty(X.shape, dtype=np.float32)
+        from objectives.lazy import chunk_rows
+
+        step = chunk_rows(X.shape)
+        for start in range(0, len(X), step):  # a chunk at a time: no second full-size copy
+            X[start : start + step] = entry.X[start : start + step].astype(np.float32) / np.float32(255.0)
+    else:
+        note += "; training streams it a batch at a time"
+    return Dataset(X=X, y=entry.y, classes=entry.classes, source=source, notes=(note,))
 
 
 def load_torchvision(

@@ -55,18 +55,27 @@ class Standardize(nn.Module):
         return (x - self.mean) / self.std
 
 
-def input_stats(X: np.ndarray, normalize: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-feature (tables) or per-channel (images) mean and std of ``X``.
+def input_stats(
+    X: np.ndarray, normalize: bool, rows: np.ndarray | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-feature (tables) or per-channel (images) mean and std of ``X`` (or of
+    ``X[rows]``; a streamed uint8 image array is read a chunk at a time, as ``/ 255``).
 
     Call it with the training rows only: statistics from validation or test rows
     would leak them into training.
     """
+    from objectives.lazy import is_streamed, stream_stats
+
     shape = (1, *X.shape[1:])
     if not normalize:
         return torch.zeros(shape), torch.ones(shape)
-    axes = (0, 2, 3) if X.ndim == 4 else (0,)
-    mean = X.mean(axis=axes, keepdims=True, dtype=np.float64)
-    std = X.std(axis=axes, keepdims=True, dtype=np.float64)
+    if is_streamed(X):
+        mean, std = stream_stats(X, np.arange(len(X)) if rows is None else rows)
+    else:
+        X = X if rows is None else X[rows]
+        axes = (0, 2, 3) if X.ndim == 4 else (0,)
+        mean = X.mean(axis=axes, keepdims=True, dtype=np.float64)
+        std = X.std(axis=axes, keepdims=True, dtype=np.float64)
     std = np.where(std < 1e-6, 1.0, std)  # constant features (digits' blank corners)
     return torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(std, dtype=torch.float32)
 

@@ -142,8 +142,11 @@ class Reporter:
 
         d = self.data
         task = task_for(d.task)
+        import torch
+
+        first = torch.arange(min(len(d.X_train), TRAIN_EVAL_CAP), device=d.device)
         train_loss, train_score = task.evaluate(
-            model, d.X_train[:TRAIN_EVAL_CAP], d.y_train[:TRAIN_EVAL_CAP], d.metric, None, d.target
+            model, d.X_train.index_select(0, first), d.y_train[first], d.metric, None, d.target
         )
         val_loss = val_score = None
         if d.X_val is not None and d.y_val is not None:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from objectives.guard import Diverged, DivergenceGuard, EpochNorms
+from objectives.lazy import batches
 from objectives.task import CLASSIFICATION, Task, predict_proba
 from search_spaces.params import HParams
 
@@ -107,7 +108,9 @@ def fit(
         model.train()
         perm = torch.randperm(len(X), generator=gen).to(X.device)
         norms = loop.epoch(X, y, perm, epoch, augment)
-        train_loss, train_score = task.evaluate(model, X[eval_rows], y[eval_rows], metric, loop.crit)
+        train_loss, train_score = task.evaluate(
+            model, X.index_select(0, eval_rows), y[eval_rows], metric, loop.crit
+        )
         val_loss = val_score = None
         if X_val is not None and y_val is not None:
             val_loss, val_score = task.evaluate(model, X_val, y_val, metric, loop.crit)
@@ -193,12 +196,11 @@ class _Loop:
         norms = EpochNorms()
         pending_loss: list[torch.Tensor] = []
         pending_norm: list[torch.Tensor] = []
-        n, bs = len(X), min(hp.batch_size, len(X))
-        for start in range(0, n, bs):
-            rows = perm[start : start + bs]
-            if len(rows) < 2 and start > 0:
+        bs = min(hp.batch_size, len(X))
+        for i, (rows, xb) in enumerate(batches(X, perm, bs)):
+            if len(rows) < 2 and i > 0:
                 break  # a batch of one breaks batch norm and adds nothing
-            xb = X[rows] if augment is None else augment(X[rows])
+            xb = xb if augment is None else augment(xb)
             with self.autocast():
                 out = self.net(xb)
                 loss = self.crit(out.float(), self.y_fit[rows])

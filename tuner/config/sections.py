@@ -152,6 +152,25 @@ class DataConfig(_Strict):
     cache_limit_mb: int = Field(
         default=4096, ge=1, description="largest decoded image tensor (MiB) kept in memory"
     )
+    cache: Literal["auto", "memory", "disk", "stream"] = Field(
+        default="auto",
+        description="imagefolder: only. memory: decode into memory (up to cache_limit_mb); disk: "
+        "decode once into data.cache_dir and read that into memory; stream: train from the disk "
+        "cache a batch at a time, for folders larger than memory; auto: memory while it fits "
+        "under cache_limit_mb (or a disk cache exists), else stream",
+    )
+    loader_workers: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="data.cache: stream only: DataLoader processes that read training batches "
+        "from the disk cache ahead of the training loop (0: read in the training process)",
+    )
+    cache_dir: str | None = Field(
+        default=None,
+        description="where the decoded image cache lives (default: .tuner-cache beside the "
+        "image folder); shared by every trial, worker and re-run",
+    )
 
     @field_validator("image_size")
     @classmethod
@@ -171,6 +190,12 @@ class DataConfig(_Strict):
             raise ValueError(
                 f"data.{image_only[0]} applies to imagefolder: and torchvision: sources only, "
                 f"not to {self.source}; remove it"
+            )
+        changed = {"cache", "cache_dir", "loader_workers"} & self.model_fields_set
+        if changed and not self.source.startswith("imagefolder:"):
+            key = sorted(changed)[0]
+            raise ValueError(
+                f"data.{key} applies to imagefolder: sources only, not to {self.source}; remove it"
             )
         if (self.root is not None or self.download) and not self.source.startswith("torchvision:"):
             key = "root" if self.root is not None else "download"

@@ -216,9 +216,9 @@ def _refit_and_score(
     line now and then), then predict the test split once: ``(model, y_test,
     predictions (class probabilities, or numbers in the user's units), metrics, the
     epoch records of its training)``."""
-    import torch
 
     from objectives.cv import train_final
+    from objectives.lazy import device_rows
     from objectives.metrics import score
     from objectives.task import task_for
 
@@ -238,7 +238,7 @@ def _refit_and_score(
         on_epoch=on_epoch,
         epochs=epochs,
     )
-    X_test = torch.as_tensor(dataset.X[splits.test], device=device)
+    X_test = device_rows(dataset.X, splits.test, device)
     y_test = dataset.y[splits.test]
     pred = task_for(config.task).predict(model, X_test)
     names = REGRESSION_METRICS if dataset.is_regression else ALL_METRICS

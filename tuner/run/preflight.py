@@ -66,7 +66,8 @@ def check_dataset(config: StudyConfig, ds: Any) -> list[str]:
     """
     if len(ds.y) == 0:
         raise DataError(f"{ds.source} holds no samples")
-    _finite_features(ds)
+    if not ds.streamed:  # streamed images are uint8 in [0, 255]: finite and in scale
+        _finite_features(ds)
     if ds.is_regression:
         target = check_regression_target(config, ds)
     else:
@@ -74,7 +75,7 @@ def check_dataset(config: StudyConfig, ds: Any) -> list[str]:
         imbalance = _imbalance(config, ds, counts)
         target = ([imbalance] if imbalance else []) + check_class_target(ds, counts)
     _model_fits_data(config, ds)
-    return target + [w for w in (_scale(config, ds),) if w]
+    return target + [w for w in (None if ds.streamed else _scale(config, ds),) if w]
 
 
 def _finite_features(ds: Any) -> None:

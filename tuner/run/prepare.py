@@ -34,6 +34,7 @@ def prepare(config: StudyConfig) -> Prepared:
     ds = load_dataset(
         d.source, base_dir=config.base_dir, target=d.target, image_size=d.image_size,
         root=d.root, download=d.download, cache_limit_mb=d.cache_limit_mb, task=config.task,
+        cache=d.cache, cache_dir=config.resolve_path(d.cache_dir or ".tuner-cache"),
     )  # fmt: skip
     warnings = check_dataset(config, ds)
     splits = make_splits(

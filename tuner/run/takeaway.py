@@ -114,7 +114,7 @@ def log_refit_model(
         info = mlflow.pytorch.log_model(
             model,
             name=ARTIFACT,
-            input_example=dataset.X[:2],
+            input_example=dataset.rows(slice(0, 2)),
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
         )
     tracker.client.log_batch(run_id, tags=[RunTag("tuner.model_uri", info.model_uri)])
