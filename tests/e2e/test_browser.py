@@ -253,7 +253,8 @@ def test_mlflow_ui_shows_scores_trials_and_the_refit_model_in_chromium(study_dir
 
             # the refit's page: its description names the model; the model and its version
             page.goto(refit_url)
-            page.get_by_text("Registered models", exact=True).wait_for(timeout=30_000)
+            # the heading, not the run table's column of that name (still in the page while it navigates)
+            page.get_by_role("heading", name="Registered models").wait_for(timeout=30_000)
             page.get_by_role("link", name=REGISTERED).first.wait_for(timeout=30_000)
             assert report["refit"]["model_uri"] in page.inner_text("body")  # description and tags
             page.screenshot(path=str(ARTIFACTS / "mlflow-refit-run.png"), full_page=True)
