@@ -3,8 +3,8 @@ study (``data.cache_dir``), keyed by the folder's fingerprint and the decoding s
 and reused by every trial, worker and re-run.
 
 The key hashes every image's path (relative to the folder), size and modification time,
-with the image size and colour mode: a changed, added or removed image is a new key, so
-a stale cache is never read. The array is written under a temporary name and renamed
+with the image size: a changed, added or removed image is a new key, so a stale cache is
+never read. The array is written under a temporary name and renamed
 into place after its record (``.json``: classes, labels, shape) is written, so a killed
 decode leaves no cache that looks complete; an exclusive lock makes the workers of one
 machine that start together decode once: the first decodes, the others wait and read.
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CacheEntry", "cache_key", "cached_images"]
+__all__ = ["CacheEntry", "cache_key", "cached_images", "is_cached"]
 
 FORMAT = "tuner-image-cache/1"
 
@@ -46,30 +46,39 @@ def cache_key(samples: list[tuple[str, int]], root: Path, size: tuple[int, int])
     return h.hexdigest()[:24]
 
 
+def _paths(cache_dir: Path, key: str) -> tuple[Path, Path]:
+    return cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
+
+
+def is_cached(cache_dir: Path, key: str) -> bool:
+    """Whether a complete cache entry (array and record) exists under ``key``."""
+    return all(p.is_file() for p in _paths(cache_dir, key))
+
+
 def cached_images(
     folder: Path,
-    samples: list[tuple[str, int]],
+    key: str,
+    n: int,
     classes: list[str],
-    size: tuple[int, int],
     cache_dir: Path,
     build: Callable[[], tuple[tuple[int, int, int], Callable[[np.ndarray, np.ndarray], None]]],
 ) -> CacheEntry:
-    """The cache entry of ``folder``: read when present, else made under an exclusive
-    lock by ``build()``, which returns the sample shape ``(C, H, W)`` and ``decode(X, y)``
-    (filling a uint8 array ``(N, C, H, W)`` and the labels)."""
+    """The cache entry ``key`` (``cache_key``) of ``folder``'s ``n`` images: read when
+    present, else made under an exclusive lock by ``build()``, which returns the sample
+    shape ``(C, H, W)`` and ``decode(X, y)`` (filling a uint8 array ``(n, C, H, W)`` and the
+    labels)."""
     import fcntl
 
-    key = cache_key(samples, folder, size)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    array, record_path = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
+    array, record_path = _paths(cache_dir, key)
     with open(cache_dir / f"{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another worker decoding the same folder: wait for it
-        if array.is_file() and record_path.is_file():
+        if is_cached(cache_dir, key):
             return CacheEntry(array, json.loads(record_path.read_text()), reused=True)
         shape, decode = build()
         partial = cache_dir / f"{key}.partial.npy"
-        X = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=(len(samples), *shape))
-        y = np.empty(len(samples), dtype=np.int64)
+        X = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=(n, *shape))
+        y = np.empty(n, dtype=np.int64)
         try:
             decode(X, y)
             X.flush()
@@ -83,7 +92,7 @@ def cached_images(
             "folder": str(folder),
             "classes": classes,
             "labels": y.tolist(),
-            "shape": [len(samples), *shape],
+            "shape": [n, *shape],
         }
         record_path.write_text(json.dumps(record))
         os.replace(partial, array)

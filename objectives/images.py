@@ -125,14 +125,19 @@ def load_imagefolder(
         ) from None
     if len(folder.classes) < 2:
         raise DataError(f"{path}: found one class folder ({folder.classes[0]}); need at least 2")
+    from objectives.image_cache import cache_key, is_cached
+
     where = cache_dir or path.parent / ".tuner-cache"
-    if cache in ("disk", "stream") or (cache == "auto" and _cached(folder, path, size, where)):
-        return _from_disk_cache(folder, path, source, size, where, cache, cache_limit_mb, workers)
+    key = None if cache == "memory" else cache_key(folder.samples, path, size)  # stats every image once
+    if key is not None and (cache in ("disk", "stream") or is_cached(where, key)):
+        return _from_disk_cache(folder, path, source, size, where, key, cache, cache_limit_mb, workers)
     mode = _colour_mode(folder)
     c = 1 if mode == "L" else 3
     n = len(folder.samples)
-    if cache == "auto" and n * c * size[0] * size[1] * 4 / 2**20 > cache_limit_mb:
-        return _from_disk_cache(folder, path, source, size, where, "stream", cache_limit_mb, workers, mode)
+    if key is not None and n * c * size[0] * size[1] * 4 / 2**20 > cache_limit_mb:  # auto, too big
+        return _from_disk_cache(
+            folder, path, source, size, where, key, "stream", cache_limit_mb, workers, mode
+        )
     _check_cache(n, c, size, cache_limit_mb, f"imagefolder {path}")
     X = np.empty((n, c, *size), dtype=np.uint8)
     y = np.empty(n, dtype=np.int64)
@@ -187,19 +192,13 @@ def _decode(
         raise DataError(f"{path}: decoding the images failed: {e}") from None
 
 
-def _cached(folder: Any, path: Path, size: tuple[int, int], where: Path) -> bool:
-    from objectives.image_cache import cache_key
-
-    key = cache_key(folder.samples, path, size)
-    return (where / f"{key}.npy").is_file() and (where / f"{key}.json").is_file()
-
-
 def _from_disk_cache(
     folder: Any,
     path: Path,
     source: str,
     size: tuple[int, int],
     where: Path,
+    key: str,
     cache: str,
     cache_limit_mb: int,
     workers: int | None,
@@ -214,7 +213,7 @@ def _from_disk_cache(
         shape = (1 if m == "L" else 3, *size)
         return shape, lambda X, y: _decode(folder, path, size, m, workers, X, y)
 
-    entry = cached_images(path, folder.samples, list(folder.classes), size, where, build)
+    entry = cached_images(path, key, len(folder.samples), list(folder.classes), where, build)
     note = (
         f"images read from the decoded cache {entry.path} (no decoding)"
         if entry.reused

@@ -34,6 +34,15 @@ def is_streamed(X: Any) -> bool:
     return isinstance(X, np.ndarray) and X.dtype == np.uint8
 
 
+def _read(store: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``store[rows]`` (uint8), read in ascending row order, which a memory map serves far
+    faster, and put back in the order asked (duplicates too)."""
+    order = np.argsort(rows, kind="stable")
+    batch = np.empty((len(rows), *store.shape[1:]), dtype=np.uint8)
+    batch[order] = store[rows[order]]
+    return batch
+
+
 class LazyImages:
     """Rows ``rows`` of a uint8 ``(N, C, H, W)`` array, fetched as float32 batches on ``device``."""
 
@@ -63,13 +72,8 @@ class LazyImages:
         return self.rows[np.asarray(index, dtype=np.int64)]
 
     def __getitem__(self, index: Any) -> torch.Tensor:
-        """A batch: the rows as float32 in ``[0, 1]`` on the device (read in ascending
-        order, which a memory map serves far faster, then put back in the asked order)."""
-        rows = self._positions(index)
-        order = np.argsort(rows, kind="stable")
-        batch = np.empty((len(rows), *self.store.shape[1:]), dtype=np.uint8)
-        batch[order] = self.store[rows[order]]
-        t = torch.from_numpy(batch)
+        """A batch: the rows as float32 in ``[0, 1]`` on the device."""
+        t = torch.from_numpy(_read(self.store, self._positions(index)))
         if self._pin:
             t = t.pin_memory()
         return t.to(self.device, non_blocking=self._pin).float().div_(255.0)
@@ -108,11 +112,7 @@ class _Batches(torch.utils.data.Dataset):  # type: ignore[type-arg]
     def __getitem__(self, i: int) -> torch.Tensor:
         if self._store is None:
             self._store = np.load(self.path, mmap_mode="r")
-        rows = self.batches[i]
-        order = np.argsort(rows, kind="stable")
-        batch = np.empty((len(rows), *self._store.shape[1:]), dtype=np.uint8)
-        batch[order] = self._store[rows[order]]
-        return torch.from_numpy(batch)
+        return torch.from_numpy(_read(self._store, self.batches[i]))
 
 
 def batches(X: Any, perm: torch.Tensor, size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

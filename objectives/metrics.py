@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CLASSIFICATION_METRICS", "DIRECTION", "REGRESSION_METRICS", "better", "score", "worst"]
+from tuner.config.sections import CLASSIFICATION_METRICS, REGRESSION_METRICS  # the study file's names
 
-CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss")
-REGRESSION_METRICS = ("rmse", "mae", "r2", "mape")
+__all__ = ["CLASSIFICATION_METRICS", "DIRECTION", "REGRESSION_METRICS", "better", "score", "worst"]
 
 DIRECTION = {
     "accuracy": "maximize",

@@ -27,9 +27,6 @@ if TYPE_CHECKING:
 
 __all__ = ["LOCKBOX_ATTR", "score_best", "scorings"]
 
-ALL_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss")
-REGRESSION_METRICS = ("rmse", "mae", "r2", "mape")
-
 
 def score_best(
     config: StudyConfig,
@@ -219,7 +216,7 @@ def _refit_and_score(
 
     from objectives.cv import train_final
     from objectives.lazy import device_rows
-    from objectives.metrics import score
+    from objectives.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS, score
     from objectives.task import task_for
 
     beat = Heartbeat(say)
@@ -241,7 +238,7 @@ def _refit_and_score(
     X_test = device_rows(dataset.X, splits.test, device)
     y_test = dataset.y[splits.test]
     pred = task_for(config.task).predict(model, X_test)
-    names = REGRESSION_METRICS if dataset.is_regression else ALL_METRICS
+    names = REGRESSION_METRICS if dataset.is_regression else CLASSIFICATION_METRICS
     return model, y_test, pred, {m: score(m, y_test, pred) for m in names}, curve
 
 

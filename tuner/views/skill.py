@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from tuner.config.sections import REGRESSION_METRICS  # the rest are classification metrics
+
 __all__ = [
     "REGRESSION_METRICS",
     "baseline_value",
@@ -22,7 +24,6 @@ __all__ = [
     "skill",
 ]
 
-REGRESSION_METRICS = ("rmse", "mae", "r2", "mape")  # the rest are classification metrics
 MAPE_MIN_ABS = 1e-8  # targets closer to 0 are left out of the mape baseline (their error is unbounded)
 
 
