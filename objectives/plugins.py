@@ -136,14 +136,14 @@ class Reporter:
         validation score. May raise ``optuna.TrialPruned``."""
         import time
 
+        import torch
+
         from objectives.guard import EpochNorms
         from objectives.task import task_for
         from objectives.training import TRAIN_EVAL_CAP, EpochRecord
 
         d = self.data
         task = task_for(d.task)
-        import torch
-
         first = torch.arange(min(len(d.X_train), TRAIN_EVAL_CAP), device=d.device)
         train_loss, train_score = task.evaluate(
             model, d.X_train.index_select(0, first), d.y_train[first], d.metric, None, d.target
