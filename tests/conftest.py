@@ -85,3 +85,34 @@ def write_study(tmp_path: Path):
         return path
 
     return write
+
+
+def check_study_runs(runs: list[Any], study: Any) -> None:
+    """MLflow's side of a study: one parent run, exactly one child per finished trial
+    under it (the run the trial names), none RUNNING."""
+    import optuna
+
+    parents = [r for r in runs if r.data.tags.get("tuner.role") == "study"]
+    assert len(parents) == 1, [r.info.run_id for r in parents]
+    assert study.user_attrs["tuner_mlflow_parent_run_id"] == parents[0].info.run_id
+    children = [r for r in runs if r.data.tags.get("tuner.role") == "trial"]
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    for t in study.get_trials(states=finished):
+        mine = [r for r in children if r.data.tags["tuner.trial"] == str(t.number)]
+        assert len(mine) == 1, (t.number, len(mine))
+        assert mine[0].info.run_id == t.user_attrs["mlflow_run_id"]
+    assert [r.info.run_name for r in runs if r.info.status == "RUNNING"] == []
+
+
+def check_retried_once(study: Any, number: int) -> Any:
+    """Trial ``number`` (its worker killed) failed and was re-run exactly once, with its
+    parameters; returns the failed trial."""
+    import optuna
+
+    dead = study.trials[number]
+    assert dead.state == optuna.trial.TrialState.FAIL
+    retried = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number
+    retries = [t for t in study.trials if retried(t) == number]
+    assert len(retries) == 1 and retries[0].params == dead.params
+    return dead

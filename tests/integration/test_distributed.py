@@ -19,7 +19,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import tiny_study
+from tests.conftest import check_retried_once, check_study_runs, tiny_study
 from tests.integration import test_storages
 
 pytestmark = pytest.mark.postgres
@@ -85,17 +85,7 @@ def _runs(tmp_path: Path) -> list[Any]:
 
 def _check_mlflow(tmp_path: Path, study: optuna.Study) -> None:
     """One parent run; exactly one child per finished trial under it; none RUNNING."""
-    runs = _runs(tmp_path)
-    parents = [r for r in runs if r.data.tags.get("tuner.role") == "study"]
-    assert len(parents) == 1, [r.info.run_id for r in parents]
-    assert study.user_attrs["tuner_mlflow_parent_run_id"] == parents[0].info.run_id
-    children = [r for r in runs if r.data.tags.get("tuner.role") == "trial"]
-    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
-    for t in study.get_trials(states=FINISHED):
-        mine = [r for r in children if r.data.tags["tuner.trial"] == str(t.number)]
-        assert len(mine) == 1, (t.number, len(mine))
-        assert mine[0].info.run_id == t.user_attrs["mlflow_run_id"]
-    assert [r.info.run_name for r in runs if r.info.status == "RUNNING"] == []
+    check_study_runs(_runs(tmp_path), study)
 
 
 @pytest.mark.slow  # 5 processes, ~75 s of CPU: run with -m slow
@@ -146,14 +136,7 @@ def test_sigkilled_worker_trial_fails_is_retried_and_budget_is_reached(
     assert "worker 0: joined study 'tiny'" in out and "worker 1: joined study 'tiny'" in out
 
     study = _study(pg_database)
-    dead = study.trials[victim.number]
-    assert dead.state == optuna.trial.TrialState.FAIL
-    retries = [
-        t
-        for t in study.trials
-        if optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == victim.number
-    ]
-    assert len(retries) == 1 and retries[0].params == dead.params
+    dead = check_retried_once(study, victim.number)
     assert len(study.get_trials(states=FINISHED)) == 8  # exact, despite the kill and retry
     assert study.get_trials(states=(optuna.trial.TrialState.RUNNING,)) == []
     killed = [r for r in _runs(tmp_path) if r.info.run_id == dead.user_attrs["mlflow_run_id"]]

@@ -45,10 +45,26 @@ def test_hadolint_would_catch_a_bad_dockerfile(tmp_path: Path) -> None:
     assert out.returncode != 0 and "DL3007" in out.stdout
 
 
+def test_test_images_pass_hadolint() -> None:
+    out = subprocess.run(
+        [_tool("hadolint"), "--no-color", str(DOCKER / "test" / "postgres.Dockerfile")],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
 def test_worker_image_is_cuda_pytorch_with_tune_entrypoint() -> None:
+    # The base is a build argument (the compose test passes a local Debian base); its
+    # default is the CUDA PyTorch image GPU machines want.
     text = (DOCKER / "Dockerfile").read_text()
-    base = next(line.split()[1] for line in text.splitlines() if line.startswith("FROM "))
+    (arg,) = [line for line in text.splitlines() if line.startswith("ARG BASE_IMAGE=")]
+    base = arg.split("=", 1)[1]
     assert base.startswith("pytorch/pytorch:") and "cuda" in base and ":latest" not in base
+    assert "FROM ${BASE_IMAGE}" in text
+    # offline when docker/wheels holds wheels; the dependencies' layer apart from tuner's code
+    assert "--no-index --find-links /tmp/wheels" in text
+    assert text.index('pip install "${offline[@]}"') < text.index("COPY tuner ./tuner")
     assert 'ENTRYPOINT ["tune"]' in text
     assert "USER 1000" in text  # not root
 
@@ -80,6 +96,57 @@ def test_compose_services() -> None:
     # no password in any URL: libpq reads $PGPASSWORD from the environment
     text = (DOCKER / "compose.yaml").read_text()
     assert "tuner:${" not in text and "${TUNER_DB_PASSWORD:?" in text
+
+
+def _override() -> dict:
+    """docker/compose.test.yaml, with Compose's ``!reset`` tags read as plain values."""
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def reset(loader: yaml.SafeLoader, node: yaml.Node) -> object:
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node)
+        if isinstance(node, yaml.MappingNode):
+            return loader.construct_mapping(node)
+        return loader.construct_scalar(node)
+
+    Loader.add_constructor("!reset", reset)
+    return yaml.load((DOCKER / "compose.test.yaml").read_text(), Loader=Loader)  # noqa: S506
+
+
+def test_compose_test_override_matches_the_compose_spec(tmp_path: Path) -> None:
+    plain = tmp_path / "compose.test.yaml"
+    plain.write_text(yaml.safe_dump(_override()))
+    out = subprocess.run(
+        [_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(plain)],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_compose_test_override_keeps_every_service_on_the_hosts_loopback() -> None:
+    doc = _override()
+    (base,) = _yaml("compose.yaml")
+    assert set(doc["services"]) == set(base["services"])  # it overrides, adds nothing
+    for name, svc in doc["services"].items():
+        assert svc["network_mode"] == "host" and svc["networks"] == [], name
+    command = " ".join(doc["services"]["mlflow"]["command"])
+    assert "--host=127.0.0.1" in command and "@127.0.0.1:55432/" in command
+    assert doc["services"]["db"]["environment"]["POSTGRES_LISTEN_ADDRESSES"] == "127.0.0.1"
+    worker = doc["services"]["worker"]["environment"]
+    assert worker["TUNER_STORAGE"] == "postgresql://tuner@127.0.0.1:55432/tuner"  # no password
+    assert worker["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:55000"
+
+
+def test_compose_test_studies_are_valid_studies(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tuner.config import load_config
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:55000")
+    a = load_config(DOCKER / "test" / "study" / "a.yaml")
+    b = load_config(DOCKER / "test" / "study" / "b.yaml")
+    assert (a.name, b.name) == ("docker-a", "docker-b") and b.budget.n_trials == 10
 
 
 def test_kubernetes_manifests_match_the_api_schemas() -> None:

@@ -11,16 +11,35 @@ from tuner.errors import ConfigError
 __all__ = ["certainly_dead", "resolve_rank", "unnamed_worker_offset", "worker_name"]
 
 
+# The kernel's initial PID namespace (PROC_PID_INIT_INO): a process outside any container.
+_INIT_PID_NAMESPACE = 0xEFFFFFFC
+
+
+def _where() -> str:
+    """The name of the place whose pids this process's pid is one of: the host name, plus
+    the PID namespace inside a container. Containers on the host's network share its host
+    name (and each numbers its processes from 1), so ``host:pid`` alone named two workers
+    alike and let one take the other's live trial for a dead one."""
+    host = socket.gethostname()
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:  # not Linux, or /proc not mounted
+        return host
+    return host if namespace == _INIT_PID_NAMESPACE else f"{host}/pidns-{namespace}"
+
+
 def worker_name(pid: int | None = None) -> str:
-    """``host:pid``, recorded on each trial (``tuner.run.workers`` finds its dead workers' trials)."""
-    return f"{socket.gethostname()}:{pid or os.getpid()}"
+    """``host:pid`` (``host/pidns-N:pid`` inside a container), recorded on each trial
+    (``tuner.run.workers`` finds its dead workers' trials)."""
+    return f"{_where()}:{pid or os.getpid()}"
 
 
 def certainly_dead(worker: str) -> bool:
-    """Whether worker ``host:pid`` is certainly gone: it ran on this host and no process
-    has its pid. A worker on another host is never *certainly* dead (its heartbeat tells)."""
+    """Whether worker ``host:pid`` is certainly gone: it ran where this process runs (the
+    same host and PID namespace) and no process has its pid. A worker elsewhere is never
+    *certainly* dead (its heartbeat tells)."""
     where, _, pid = worker.rpartition(":")
-    if where != socket.gethostname() or not pid.isdigit():
+    if where != _where() or not pid.isdigit():
         return False
     try:
         os.kill(int(pid), 0)

@@ -81,6 +81,7 @@ def _warm_matplotlib() -> None:
 
 def main(argv: list[str]) -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # see tuner.cli
     os.environ["TUNER_MLFLOW_WRITER"] = "inline"
     child_main(argv, _serve)
 

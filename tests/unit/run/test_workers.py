@@ -104,3 +104,29 @@ def test_cli_rejects_bad_workers_before_anything_is_created(tmp_path, write_stud
     study = write_study()
     assert main(["run", str(study), "--workers", "0"]) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["study.yaml"]
+
+
+def test_workers_in_containers_on_the_host_network_are_told_apart(monkeypatch) -> None:
+    # Host-networked containers share the host's name and each numbers its processes
+    # from 1: the PID namespace in the name keeps "vm:7" in one from being "vm:7" in another.
+    import os
+    import socket
+
+    from tuner.run import identity
+
+    here = socket.gethostname()
+    assert identity.worker_name(1234) == f"{here}:1234"  # this machine: the initial namespace
+    real_stat = os.stat
+
+    def in_container(path, *args, **kwargs):
+        if str(path) == "/proc/self/ns/pid":
+            return os.stat_result((0, 4026532178, 0, 0, 0, 0, 0, 0, 0, 0))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(identity.os, "stat", in_container)
+    name = identity.worker_name(os.getpid() + 10_000_000)  # no process has this pid
+    assert name == f"{here}/pidns-4026532178:{os.getpid() + 10_000_000}"
+    assert identity.certainly_dead(name)  # same container, no such process
+    # the host's process of that pid, or another container's: not this one's to judge
+    assert not identity.certainly_dead(f"{here}:{os.getpid() + 10_000_000}")
+    assert not identity.certainly_dead(f"{here}/pidns-4026532999:{os.getpid() + 10_000_000}")
