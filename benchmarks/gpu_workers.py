@@ -15,6 +15,10 @@ refit) and samples ``nvidia-smi`` every 200 ms while it runs:
 
     python benchmarks/gpu_workers.py                       # N = 1, 2, 4; 24 trials each
     python benchmarks/gpu_workers.py --per-gpu 1 4 8 --trials 32
+    python benchmarks/gpu_workers.py --cuda-graphs both    # each N with graphed steps off, then on
+
+``--cuda-graphs`` sets ``training.cuda_graphs`` (off by default in a study; ``off`` is the
+step-by-step loop); the ratios are against the first row, measured in the same run.
 
 Needs a CUDA GPU and ``nvidia-smi``.
 """
@@ -71,7 +75,13 @@ class Sampler:
 
 
 def run_one(
-    study: Path, per_gpu: int, trials: int, gpu: str, device: str = "cuda", storage: str = "sqlite"
+    study: Path,
+    per_gpu: int,
+    trials: int,
+    gpu: str,
+    device: str = "cuda",
+    storage: str = "sqlite",
+    graphs: bool | None = None,
 ) -> dict[str, float]:
     """One study with ``per_gpu`` workers on ``gpu``; its throughput and GPU use."""
     import optuna
@@ -82,6 +92,8 @@ def run_one(
         doc["name"] = f"gpu-workers-{per_gpu}"
         doc["storage"] = "journal:///study.log" if storage == "journal" else "sqlite:///study.db"
         doc.setdefault("training", {})["device"] = device
+        if graphs is not None:
+            doc["training"]["cuda_graphs"] = graphs
         doc["mlflow"] = {"enabled": False}
         doc.setdefault("budget", {})["n_trials"] = trials
         doc["budget"]["timeout"] = None
@@ -129,7 +141,9 @@ def main() -> None:
     parser.add_argument("--gpu", default="0")
     parser.add_argument("--device", default="cuda", help="cpu: a dry run of the script itself")
     parser.add_argument("--storage", choices=("sqlite", "journal"), default="sqlite")
+    parser.add_argument("--cuda-graphs", choices=("on", "off", "both"), default="both")
     args = parser.parse_args()
+    modes = {"on": [True], "off": [False], "both": [False, True]}[args.cuda_graphs]
     info = subprocess.run(
         ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
         capture_output=True,
@@ -139,17 +153,19 @@ def main() -> None:
         f"GPU {args.gpu}: {info}; {os.cpu_count()} CPU cores; study {args.study.name}, {args.trials} trials"
     )
     print(
-        f"{'per GPU':>7} {'trials':>6} {'span s':>7} {'wall s':>7} {'trials/h':>9} {'x N=1':>6} {'busy %':>7} {'mem MiB':>8}"
+        f"{'graphs':>6} {'per GPU':>7} {'trials':>6} {'span s':>7} {'wall s':>7} {'trials/h':>9} {'x first':>7} {'busy %':>7} {'mem MiB':>8}"
     )
     base = None
     for n in args.per_gpu:
-        r = run_one(args.study, n, args.trials, args.gpu, args.device, args.storage)
-        base = base or r["per_hour"]
-        print(
-            f"{n:>7} {r['trials']:>6.0f} {r['span']:>7.1f} {r['wall']:>7.1f} {r['per_hour']:>9.0f} "
-            f"{r['per_hour'] / base:>6.2f} {r['busy']:>7.1f} {r['memory']:>8.0f}",
-            flush=True,
-        )
+        for graphs in modes:
+            graphs_arg = graphs if args.device == "cuda" else None  # the CPU dry run has none
+            r = run_one(args.study, n, args.trials, args.gpu, args.device, args.storage, graphs_arg)
+            base = base or r["per_hour"]
+            print(
+                f"{'on' if graphs else 'off':>6} {n:>7} {r['trials']:>6.0f} {r['span']:>7.1f} {r['wall']:>7.1f} {r['per_hour']:>9.0f} "
+                f"{r['per_hour'] / base:>7.2f} {r['busy']:>7.1f} {r['memory']:>8.0f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

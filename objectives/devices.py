@@ -6,6 +6,11 @@
 - ``training.amp``: automatic mixed precision, on CUDA only. Unset means on for
   CUDA; ``true`` on a machine without CUDA is an error. bfloat16 where the GPU
   supports it (no loss scaling needed), else float16 with a ``GradScaler``.
+- ``training.cuda_graphs``: each full training batch's step (forward, backward, gradient
+  norm, clipping, optimizer) recorded once as a CUDA graph and replayed: one launch per
+  step instead of a hundred, meant to keep a GPU busy with a small model. Off unless set
+  (it has not yet run on a GPU: no GPU was lent when it was written); not with float16
+  loss scaling, whose overflow check reads the host.
 - ``torch.backends.cudnn.benchmark``: on for convolutional families on CUDA, where
   the input shape never changes within a study (so the one-off autotuning pays);
   off for the mlp (no convolutions, nothing to tune).
@@ -21,7 +26,14 @@ from typing import Any
 
 from tuner.errors import TunerError
 
-__all__ = ["AmpPolicy", "DeviceError", "configure_backends", "resolve_amp", "resolve_device"]
+__all__ = [
+    "AmpPolicy",
+    "DeviceError",
+    "configure_backends",
+    "resolve_amp",
+    "resolve_device",
+    "use_cuda_graphs",
+]
 
 CONV_FAMILIES = ("cnn", "resnet18")
 
@@ -99,6 +111,25 @@ def resolve_amp(setting: bool | None, device: Any, *, bf16_supported: bool | Non
     if bf16_supported:
         return AmpPolicy(True, torch.bfloat16, scaler=False)
     return AmpPolicy(True, torch.float16, scaler=True)
+
+
+def use_cuda_graphs(setting: bool | None, device: Any, amp: AmpPolicy) -> bool:
+    """``training.cuda_graphs`` on ``device`` with ``amp`` → whether steps are graphed."""
+    if device.type != "cuda":
+        if setting:
+            raise DeviceError(
+                f"training.cuda_graphs: true needs a CUDA device, but the study runs on {device}; "
+                "remove training.cuda_graphs (it is on by default on CUDA) or run on a GPU"
+            )
+        return False
+    if amp.scaler:
+        if setting:
+            raise DeviceError(
+                "training.cuda_graphs: true cannot graph float16 loss scaling (this GPU has no "
+                "bfloat16); remove training.cuda_graphs or set training.amp: false"
+            )
+        return False
+    return setting is True
 
 
 def configure_backends(device: Any, family: str) -> bool:

@@ -44,7 +44,7 @@ def train_fold(
     import torch
 
     from objectives.augment import Augment, make_augmenter
-    from objectives.devices import configure_backends, resolve_amp
+    from objectives.devices import configure_backends, resolve_amp, use_cuda_graphs
     from objectives.models import build_model
     from objectives.sampling import resample
     from objectives.task import task_for
@@ -59,6 +59,7 @@ def train_fold(
         # colour jitter works on [0, 1] images: the scale comes from the training rows only
         augment = make_augmenter(aug, spec.sample_shape, scale=float(X.max()))
     amp = resolve_amp(config.training.amp, device)
+    graphs = use_cuda_graphs(config.training.cuda_graphs, device, amp)
     configure_backends(device, spec.family if not spec.factory else "cnn")
     X, y = resample(X, y, hp.sampling, seed)  # training rows only: X_val keeps the data's balance
     torch.manual_seed(seed)  # the init weights too, whatever ran before in this process
@@ -82,4 +83,5 @@ def train_fold(
         epochs=epochs, metric=config.objective.metric,
         n_classes=spec.n_classes, guard=guard, fold=fold, seed=seed,
         X_val=X_val, y_val=y_val, on_epoch=on_epoch, augment=augment, amp=amp, task=task,
+        graphs=graphs,
     )  # fmt: skip

@@ -58,13 +58,15 @@ def resolve_device(name: str) -> torch.device:
     return resolve(name)
 
 
-def _optimizer(model: nn.Module, hp: HParams) -> torch.optim.Optimizer:
+def _optimizer(model: nn.Module, hp: HParams, graphs: bool = False) -> torch.optim.Optimizer:
+    """The trial's optimizer; ``graphs``: Adam's step count kept on the device, so that a
+    CUDA graph can replay the step (SGD keeps no count)."""
     params = model.parameters()
     if hp.optimizer == "sgd":
         return torch.optim.SGD(params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
     if hp.optimizer == "adam":
-        return torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay)
-    return torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
+        return torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay, capturable=graphs)
+    return torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay, capturable=graphs)
 
 
 def fit(
@@ -85,6 +87,7 @@ def fit(
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     amp: Any = None,
     task: Task = CLASSIFICATION,
+    graphs: bool = False,
 ) -> nn.Module:
     """Train ``model`` in place; raise ``Diverged`` when the guard trips.
 
@@ -94,13 +97,14 @@ def fit(
     ``on_epoch`` runs after every epoch's evaluation and may raise (e.g.
     ``optuna.TrialPruned``) to stop training. ``augment`` transforms training
     batches only (never the evaluation ones); ``amp`` is an
-    ``objectives.devices.AmpPolicy`` (mixed precision on CUDA).
+    ``objectives.devices.AmpPolicy`` (mixed precision on CUDA); ``graphs``: replay each
+    full batch's step as a CUDA graph (``objectives.devices.use_cuda_graphs``).
     """
     import time
 
     gen = torch.Generator(device="cpu").manual_seed(seed)
     torch.manual_seed(seed)
-    loop = _Loop.build(model, hp, y, n_classes, guard, fold, amp, X.device, task)
+    loop = _Loop.build(model, hp, y, n_classes, guard, fold, amp, X.device, task, graphs)
     eval_rows = torch.randperm(len(X), generator=gen)[:TRAIN_EVAL_CAP].to(X.device)
     guard.reset()
     for epoch in range(epochs):
@@ -151,6 +155,7 @@ class _Loop:
     check_every: int
     guard: DivergenceGuard
     fold: int
+    graph: _GraphedStep | None = None
 
     @classmethod
     def build(
@@ -164,23 +169,27 @@ class _Loop:
         amp: Any,
         device: torch.device,
         task: Task = CLASSIFICATION,
+        graphs: bool = False,
     ) -> _Loop:
         use_amp = bool(amp is not None and amp.enabled)
         scaler = torch.amp.GradScaler(device.type, enabled=use_amp and amp.scaler)
         # Without AMP the step takes the plain path: a disabled autocast and GradScaler
         # still cost 5-9% of a small model's CPU step.
         autocast = (lambda: torch.autocast(device.type, dtype=amp.dtype)) if use_amp else nullcontext
-        opt = _optimizer(model, hp)
+        opt = _optimizer(model, hp, graphs)
         crit = task.criterion(hp, y, n_classes)
         net, y_fit = task.train_view(model, y)
         penalized = [p for n, p in model.named_parameters() if p.ndim > 1]  # weights, not biases/BN
         params = [p for p in model.parameters() if p.requires_grad]
         # On a GPU, reading a loss or norm is a host sync: check every N steps instead.
         check_every = 1 if device.type == "cpu" else guard.config.check_every
-        return cls(
+        loop = cls(
             model, net, y_fit, hp, opt, crit, scaler, autocast, use_amp, penalized, params, check_every,
             guard, fold,
         )  # fmt: skip
+        if graphs:
+            loop.graph = _GraphedStep(loop)
+        return loop
 
     def epoch(
         self,
@@ -192,42 +201,101 @@ class _Loop:
     ) -> EpochNorms:
         """One pass over the shuffled training rows; the guard sees every step's
         loss and gradient norm (before clipping)."""
-        hp, opt, scaler = self.hp, self.opt, self.scaler
         norms = EpochNorms()
         pending_loss: list[torch.Tensor] = []
         pending_norm: list[torch.Tensor] = []
-        bs = min(hp.batch_size, len(X))
+        bs = min(self.hp.batch_size, len(X))
+        scaled = self.scaler.is_enabled()
         for i, (rows, xb) in enumerate(batches(X, perm, bs)):
             if len(rows) < 2 and i > 0:
                 break  # a batch of one breaks batch norm and adds nothing
             xb = xb if augment is None else augment(xb)
-            with self.autocast():
-                out = self.net(xb)
-                loss = self.crit(out.float(), self.y_fit[rows])
-            if hp.l1 > 0:
-                loss = loss + hp.l1 * sum(p.abs().sum() for p in self.penalized)
-            opt.zero_grad(set_to_none=True)
-            if self.use_amp:
-                scaler.scale(loss).backward()
-                scaler.unscale_(opt)  # the guard and clipping see true norms
-            else:
-                loss.backward()
-            grads = [p.grad for p in self.params if p.grad is not None]
-            norm = torch.nn.utils.get_total_norm(grads)  # before clipping: the guard's view
-            pending_loss.append(loss.detach())
-            pending_norm.append(norm.detach())
+            if self.graph is not None and len(rows) == bs:
+                loss, norm = self.graph(xb, self.y_fit[rows])
+            else:  # the CPU, or the short last batch beside a graph of full ones
+                keep = self.graph is not None and self.graph.captured
+                self.opt.zero_grad(set_to_none=not keep)  # a graph's gradients stay where it wrote them
+                loss, norm = self.step(xb, self.y_fit[rows])
+            pending_loss.append(loss)
+            pending_norm.append(norm)
             if len(pending_loss) >= self.check_every:
-                _check(self.guard, pending_loss, pending_norm, norms, self.fold, epoch, scaler.is_enabled())
-            if hp.max_norm is not None:
-                torch.nn.utils.clip_grads_with_norm_(self.params, hp.max_norm, norm)
-            if self.use_amp:
-                scaler.step(opt)  # skips overflowed float16 steps
-                scaler.update()
-            else:
-                opt.step()
-        _check(self.guard, pending_loss, pending_norm, norms, self.fold, epoch, scaler.is_enabled())
+                _check(self.guard, pending_loss, pending_norm, norms, self.fold, epoch, scaled)
+        _check(self.guard, pending_loss, pending_norm, norms, self.fold, epoch, scaled)
         norms.first_last = _first_last(self.penalized)
         return norms
+
+    def step(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step on a batch whose gradients were cleared; returns its loss and
+        gradient norm (before clipping: the guard's view), on the device."""
+        hp, opt, scaler = self.hp, self.opt, self.scaler
+        with self.autocast():
+            out = self.net(xb)
+            loss = self.crit(out.float(), yb)
+        if hp.l1 > 0:
+            loss = loss + hp.l1 * sum(p.abs().sum() for p in self.penalized)
+        if self.use_amp:
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)  # the guard and clipping see true norms
+        else:
+            loss.backward()
+        grads = [p.grad for p in self.params if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm(grads)
+        if hp.max_norm is not None:
+            torch.nn.utils.clip_grads_with_norm_(self.params, hp.max_norm, norm)
+        if self.use_amp:
+            scaler.step(opt)  # skips overflowed float16 steps
+            scaler.update()
+        else:
+            opt.step()
+        return loss.detach(), norm.detach()
+
+
+class _GraphedStep:
+    """``_Loop.step`` on full batches, recorded once as a CUDA graph and replayed: the
+    whole step is one launch, so the GPU is not left waiting on Python between a hundred
+    small kernels. PyTorch's recipe for whole-network capture: a few eager steps on a side
+    stream first (lazy initialisation, cuDNN autotuning, the optimizer's state), then the
+    capture, into static input tensors that each batch is copied into. Dropout's random
+    numbers and batch norm's running statistics are replayed correctly by the graph."""
+
+    WARMUP = 3
+
+    def __init__(self, loop: _Loop) -> None:
+        self.loop = loop
+        self.warm = 0
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.inputs: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.outputs: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def captured(self) -> bool:
+        return self.graph is not None
+
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        loop = self.loop
+        if self.graph is None and self.warm < self.WARMUP:
+            self.warm += 1
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                loop.opt.zero_grad(set_to_none=True)
+                out = loop.step(xb, yb)
+            torch.cuda.current_stream().wait_stream(side)
+            return out
+        if self.graph is None:
+            self.inputs = (xb.clone(), yb.clone())
+            loop.opt.zero_grad(set_to_none=True)  # the graph allocates the gradients it writes
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                self.outputs = loop.step(*self.inputs)
+            self.graph = graph  # recorded, not run: replayed below for this batch
+        else:
+            assert self.inputs is not None
+            self.inputs[0].copy_(xb)
+            self.inputs[1].copy_(yb)
+        self.graph.replay()
+        assert self.outputs is not None
+        return self.outputs[0].clone(), self.outputs[1].clone()
 
 
 def _first_last(weights: list[nn.Parameter]) -> float | None:

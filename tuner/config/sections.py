@@ -255,6 +255,12 @@ class TrainingConfig(_Strict):
         "(true on a machine without CUDA is an error)",
     )
 
+    cuda_graphs: bool | None = Field(
+        default=None,
+        description="record each full batch's training step once as a CUDA graph and replay "
+        "it (CUDA only, not with float16 loss scaling); default: off",
+    )
+
     @field_validator("early_stopping", mode="before")
     @classmethod
     def _on_off(cls, v: Any) -> Any:
@@ -270,6 +276,11 @@ class TrainingConfig(_Strict):
             raise ValueError(
                 f"training.amp: true needs a CUDA device, but training.device is {self.device}; "
                 "remove training.amp or use device: cuda"
+            )
+        if self.cuda_graphs and self.device in ("cpu", "mps"):
+            raise ValueError(
+                f"training.cuda_graphs: true needs a CUDA device, but training.device is {self.device}; "
+                "remove training.cuda_graphs or use device: cuda"
             )
         return self
 

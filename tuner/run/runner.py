@@ -120,12 +120,12 @@ def _claim_device(config: StudyConfig, threads: int | None) -> Any:
     here, before any storage exists."""
     import torch
 
-    from objectives.devices import resolve_amp
+    from objectives.devices import resolve_amp, use_cuda_graphs
     from objectives.training import resolve_device
 
     torch.set_num_threads(config.training.threads or threads or max(1, (os.cpu_count() or 1)))
     device = resolve_device(config.training.device)
-    resolve_amp(config.training.amp, device)
+    use_cuda_graphs(config.training.cuda_graphs, device, resolve_amp(config.training.amp, device))
     return device
 
 
