@@ -55,16 +55,25 @@ if ! docker image inspect "$BASE" >/dev/null 2>&1; then
 fi
 
 # 5. The wheelhouse, with this machine's pip configuration (containers do not reach
-#    PyPI here). Made again only when pyproject.toml changes. pip resolves environment
-#    markers for the Python it runs on: the image's Python is 3.11.2, and below 3.11.3
-#    redis needs async-timeout, which a newer host Python does not, so it is named.
-stamp=docker/wheels/.pyproject.sha256
+#    PyPI here). pip resolves environment markers for the Python it runs on: the image's
+#    Python is 3.11.2, and below 3.11.3 redis needs async-timeout, which a newer host
+#    Python does not, so it is named. It is made once per pyproject.toml in a cache
+#    outside the checkout and copied into docker/wheels: the same bytes in every clone,
+#    so Docker's cached layer of dependencies is reused (wheels pip builds are not
+#    byte-identical from one build to the next).
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  say "making the wheelhouse docker/wheels"
-  python3 -m pip wheel -q -w docker/wheels ".[postgres,redis,grpc]" "async-timeout>=4.0.3" 2>&1 \
+cache=${TUNER_WHEELHOUSE_CACHE:-/var/cache/tuner-wheelhouse}/$want
+if [ ! -e "$cache/.complete" ]; then
+  say "making the wheelhouse in $cache"
+  rm -rf "$cache" && mkdir -p "$cache"
+  python3 -m pip wheel -q -w "$cache" ".[postgres,redis,grpc]" "async-timeout>=4.0.3" 2>&1 \
     | grep -v "is ignored" || true
-  rm -f docker/wheels/tuner-*.whl   # the image installs tuner from the source tree
-  echo "$want" >"$stamp"
+  rm -f "$cache"/tuner-*.whl   # the image installs tuner from the source tree
+  touch "$cache/.complete"
+fi
+if [ "$(cat docker/wheels/.pyproject.sha256 2>/dev/null)" != "$want" ]; then
+  find docker/wheels -name '*.whl' -delete
+  cp -l "$cache"/*.whl docker/wheels/ 2>/dev/null || cp "$cache"/*.whl docker/wheels/
+  echo "$want" >docker/wheels/.pyproject.sha256
 fi
 say "ready: $(docker compose version), base $BASE, $(find docker/wheels -name '*.whl' | wc -l) wheels"
