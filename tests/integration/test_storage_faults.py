@@ -154,7 +154,7 @@ def test_disk_filling_mid_study_exits_2_cleanly_and_the_rerun_completes(
     assert "Traceback" not in out and "Should not reach" not in out
     assert "stopped accepting writes: database or disk is full" in out
     assert "free disk space" in out
-    assert _running_runs(tmp_path) == []  # the trial's run and the parent run are closed
+    assert _running_runs(tmp_path) == [], out[-4000:]  # the trial's run and the parent run are closed
     parents = [r for r in _runs(tmp_path) if r.data.tags.get("tuner.role") == "study"]
     assert [r.info.status for r in parents] == ["FAILED"]
     study = optuna.load_study(study_name="tiny", storage=url)

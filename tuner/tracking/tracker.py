@@ -292,7 +292,11 @@ class Tracker:
         run = TrialRun(self, run_id if ok else None, number, metric, create=None if ok else create)
         run._params = [Param(k, str(v)) for k, v in params.items()]
         if on_run_id is not None and run.run_id:
-            on_run_id(run.run_id)
+            try:
+                on_run_id(run.run_id)
+            except BaseException as e:  # the storage failed: the run must not stay RUNNING
+                run.end("failed", error=e)
+                raise
         return run
 
     def start_refit(self, number: int, params: Mapping[str, Any]) -> str | None:

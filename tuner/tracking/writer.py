@@ -242,15 +242,19 @@ class RemoteTrialRun:
             return
         self.ended = True
         ended = now_ms()
-        # Waits only while the child is still starting (MLflow's import and store take
-        # seconds): the id must be on the trial before Optuna closes it.
-        self._tell_id(wait=60.0)
-        self.writer.send(
-            "end",
-            self.number,
-            state,
-            value,
-            dict(attrs or {}),
-            format_error(error) if error is not None and state == "failed" else None,
-            ended,
-        )
+        try:
+            # Waits only while the child is still starting (MLflow's import and store
+            # take seconds): the id must be on the trial before Optuna closes it.
+            self._tell_id(wait=60.0)
+        finally:
+            # The run is closed even when recording its id failed (a full disk, the
+            # storage gone): that failure goes on to the study, the run is not left RUNNING.
+            self.writer.send(
+                "end",
+                self.number,
+                state,
+                value,
+                dict(attrs or {}),
+                format_error(error) if error is not None and state == "failed" else None,
+                ended,
+            )
