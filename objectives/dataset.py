@@ -9,7 +9,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Dataset"]
+__all__ = ["Dataset", "unit_float"]
+
+
+def unit_float(images: np.ndarray) -> np.ndarray:
+    """uint8 images as the models see them: float32 in ``[0, 1]``."""
+    return images.astype(np.float32) / np.float32(255.0)
 
 
 @dataclass(frozen=True)
@@ -50,12 +55,14 @@ class Dataset:
     @property
     def streamed(self) -> bool:
         """Images read from a uint8 memory map a batch at a time (``data.cache: stream``)."""
-        return self.X.dtype == np.uint8
+        from objectives.lazy import is_streamed
+
+        return is_streamed(self.X)
 
     def rows(self, index: Any) -> np.ndarray:
         """``X[index]`` as float32, as the model sees it (streamed images scaled by 1/255)."""
         X = self.X[index]
-        return X.astype(np.float32) / np.float32(255.0) if self.streamed else X
+        return unit_float(X) if self.streamed else X
 
     def fingerprint(self) -> str:
         """A hash of the features, labels and class names (what the splits depend on)."""

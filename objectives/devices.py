@@ -98,11 +98,7 @@ def resolve_amp(setting: bool | None, device: Any, *, bf16_supported: bool | Non
     import torch
 
     if device.type != "cuda":
-        if setting:
-            raise DeviceError(
-                f"training.amp: true needs a CUDA device, but the study runs on {device}; "
-                "remove training.amp (it is on by default on CUDA) or run on a GPU"
-            )
+        _refuse_without_cuda("amp", setting, device, " (it is on by default on CUDA)")
         return AmpPolicy()
     if setting is False:
         return AmpPolicy()
@@ -113,14 +109,19 @@ def resolve_amp(setting: bool | None, device: Any, *, bf16_supported: bool | Non
     return AmpPolicy(True, torch.float16, scaler=True)
 
 
+def _refuse_without_cuda(key: str, setting: bool | None, device: Any, note: str = "") -> None:
+    """``training.<key>: true`` on a device that is not CUDA: a ``DeviceError``."""
+    if setting:
+        raise DeviceError(
+            f"training.{key}: true needs a CUDA device, but the study runs on {device}; "
+            f"remove training.{key}{note} or run on a GPU"
+        )
+
+
 def use_cuda_graphs(setting: bool | None, device: Any, amp: AmpPolicy) -> bool:
     """``training.cuda_graphs`` on ``device`` with ``amp`` → whether steps are graphed."""
     if device.type != "cuda":
-        if setting:
-            raise DeviceError(
-                f"training.cuda_graphs: true needs a CUDA device, but the study runs on {device}; "
-                "remove training.cuda_graphs (it is on by default on CUDA) or run on a GPU"
-            )
+        _refuse_without_cuda("cuda_graphs", setting, device)
         return False
     if amp.scaler:
         if setting:

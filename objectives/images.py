@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from objectives.dataset import Dataset
+from objectives.dataset import Dataset, unit_float
 from tuner.errors import DataError
 
 __all__ = ["TORCHVISION", "load_imagefolder", "load_torchvision", "parse_image_size"]
@@ -142,7 +142,7 @@ def load_imagefolder(
     X = np.empty((n, c, *size), dtype=np.uint8)
     y = np.empty(n, dtype=np.int64)
     _decode(folder, path, size, mode, workers, X, y)
-    images = X.astype(np.float32) / np.float32(255.0)
+    images = unit_float(X)
     return Dataset(X=images, y=y, classes=list(folder.classes), source=source)
 
 
@@ -229,7 +229,7 @@ def _from_disk_cache(
 
         step = chunk_rows(X.shape)
         for start in range(0, len(X), step):  # a chunk at a time: no second full-size copy
-            X[start : start + step] = entry.X[start : start + step].astype(np.float32) / np.float32(255.0)
+            X[start : start + step] = unit_float(entry.X[start : start + step])
     else:
         note += "; training streams it a batch at a time"
     return Dataset(X=X, y=entry.y, classes=entry.classes, source=source, notes=(note,))

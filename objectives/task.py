@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from objectives.guard import Diverged
+from objectives.lazy import chunk_rows
 
 __all__ = [
     "CLASSIFICATION",
@@ -82,18 +83,11 @@ class TargetScale(nn.Module):
         return f"kind={self.kind!r}, mean={float(self.mean):.4g}, std={float(self.std):.4g}"
 
 
-def _rows_per_batch(X: Any, most: int) -> int:
-    """``most`` rows per prediction batch, fewer for large samples (64 MiB of input)."""
-    from objectives.lazy import chunk_rows
-
-    return chunk_rows(tuple(X.shape), most=most)
-
-
 @torch.no_grad()
 def predict_proba(model: nn.Module, X: torch.Tensor, batch: int = 2048) -> np.ndarray:
     """Class probabilities (N, C) in eval mode."""
     model.eval()
-    batch = _rows_per_batch(X, batch)
+    batch = chunk_rows(tuple(X.shape), most=batch)  # fewer rows for large samples (64 MiB)
     outs = [torch.softmax(model(X[i : i + batch]).float(), dim=1) for i in range(0, len(X), batch)]
     return torch.cat(outs).cpu().numpy().astype(np.float64)
 
@@ -102,7 +96,7 @@ def predict_proba(model: nn.Module, X: torch.Tensor, batch: int = 2048) -> np.nd
 def predict_values(model: nn.Module, X: torch.Tensor, batch: int = 2048) -> np.ndarray:
     """A regression network's predictions (N,) in the user's units, in eval mode."""
     model.eval()
-    batch = _rows_per_batch(X, batch)
+    batch = chunk_rows(tuple(X.shape), most=batch)  # fewer rows for large samples (64 MiB)
     outs = [model(X[i : i + batch]).float().reshape(-1) for i in range(0, len(X), batch)]
     return torch.cat(outs).cpu().numpy().astype(np.float64)
 

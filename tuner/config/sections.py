@@ -271,17 +271,13 @@ class TrainingConfig(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _amp_needs_cuda(self) -> TrainingConfig:
-        if self.amp and self.device in ("cpu", "mps"):
-            raise ValueError(
-                f"training.amp: true needs a CUDA device, but training.device is {self.device}; "
-                "remove training.amp or use device: cuda"
-            )
-        if self.cuda_graphs and self.device in ("cpu", "mps"):
-            raise ValueError(
-                f"training.cuda_graphs: true needs a CUDA device, but training.device is {self.device}; "
-                "remove training.cuda_graphs or use device: cuda"
-            )
+    def _cuda_only_needs_cuda(self) -> TrainingConfig:
+        for key in ("amp", "cuda_graphs"):
+            if getattr(self, key) and self.device in ("cpu", "mps"):
+                raise ValueError(
+                    f"training.{key}: true needs a CUDA device, but training.device is {self.device}; "
+                    f"remove training.{key} or use device: cuda"
+                )
         return self
 
 
