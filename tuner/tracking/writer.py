@@ -210,6 +210,10 @@ class RemoteTrialRun:
         self.ended = False
         self.on_run_id = on_run_id  # records the id on the trial once it is known
         self._told = False
+        # a fold's epochs, sent with its end: the child writes a run's metrics once per
+        # fold anyway, and one message per fold instead of one per epoch saves the
+        # training process a pickle and a pipe write per epoch
+        self._epochs: list[tuple[Any, tuple[int, int]]] = []
 
     @property
     def run_id(self) -> str | None:
@@ -224,13 +228,18 @@ class RemoteTrialRun:
             self.on_run_id(run_id)
 
     def epoch(self, record: Any, step: int) -> None:
-        rows = epoch_metrics(record, step, self.metric)
-        self.writer.send("metrics", self.number, rows, (record.fold, record.epoch))
+        self._epochs.append((epoch_metrics(record, step, self.metric), (record.fold, record.epoch)))
         if not self._told:
             self.writer.drain()
             self._tell_id()  # as soon as the child has made the run
 
+    def _send_epochs(self) -> None:
+        if self._epochs:
+            self.writer.send("metrics", self.number, self._epochs)
+            self._epochs = []
+
     def fold_done(self, fold: int, score: float) -> None:
+        self._send_epochs()
         self.writer.send("fold_done", self.number, fold, float(score))
         self.writer.drain()
         self._tell_id()  # without waiting: by now the child has usually made the run
@@ -249,6 +258,7 @@ class RemoteTrialRun:
         finally:
             # The run is closed even when recording its id failed (a full disk, the
             # storage gone): that failure goes on to the study, the run is not left RUNNING.
+            self._send_epochs()  # a fold cut short (pruned, diverged, interrupted) keeps its curve
             self.writer.send(
                 "end",
                 self.number,

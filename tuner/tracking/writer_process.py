@@ -41,10 +41,11 @@ def _serve(conn: Connection) -> None:
             runs[number] = tracker.start_trial(number, params, metric, worker, started_ms=started)
             runs[number].curves_later = True
             reply(conn, ("run_id", number, runs[number].run_id))
-        elif op == "metrics":
+        elif op == "metrics":  # a fold's epochs: [(rows, (fold, epoch))]
             run = runs.get(msg[1])
             if run is not None:
-                run.add_metrics(msg[2], at=msg[3])
+                for rows, at in msg[2]:
+                    run.add_metrics(rows, at=at)
         elif op == "fold_done":
             run = runs.get(msg[1])
             if run is not None:
