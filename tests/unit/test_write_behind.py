@@ -142,20 +142,58 @@ def test_a_write_the_child_failed_is_retried_here_with_all_after_it(tmp_path):
     writes.close()
 
 
-def test_inline_is_the_default_and_writes_at_once(tmp_path, monkeypatch):
+def test_inline_when_torch_takes_every_core_and_writes_at_once(tmp_path, monkeypatch):
     from tuner.run.write_behind import write_mode
 
     monkeypatch.delenv("TUNER_STORAGE_WRITER", raising=False)
-    assert write_mode() == "inline"
+    assert write_mode(threads=2, cores=2) == "inline"
+    assert write_mode(threads=4, cores=2) == "inline"
     url = f"sqlite:///{tmp_path / 's.db'}"
     storage = optuna.storages.RDBStorage(url)
     study, trial, tid = _trial(optuna.pruners.NopPruner(), storage)
-    writes = WriteBehind(storage, url)
+    writes = WriteBehind(storage, url, mode="inline")
     assert not writes.alive  # no child
     bt = BufferedTrial(trial, storage, tid, writes)
     bt.report(0.5, 0)
     bt.set_user_attr("k", "v")
     stored = storage.get_trial(tid)
     assert stored.intermediate_values == {0: 0.5} and stored.user_attrs == {"k": "v"}
+
+
+def test_the_child_when_a_core_is_spare_and_the_variable_decides(monkeypatch):
+    from tuner.run.write_behind import write_mode
+
+    monkeypatch.delenv("TUNER_STORAGE_WRITER", raising=False)
+    assert write_mode(threads=1, cores=2) == "process"
+    assert write_mode(threads=7, cores=8) == "process"
+    monkeypatch.setenv("TUNER_STORAGE_WRITER", "inline")
+    assert write_mode(threads=1, cores=2) == "inline"
     monkeypatch.setenv("TUNER_STORAGE_WRITER", "process")
-    assert write_mode() == "process"
+    assert write_mode(threads=2, cores=2) == "process"
+
+
+def test_reports_go_to_the_child_in_batches_and_attributes_at_once(tmp_path):
+    from tuner.run import write_behind
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    storage = optuna.storages.RDBStorage(url)
+    study, trial, tid = _trial(optuna.pruners.NopPruner(), storage)
+    writes = WriteBehind(storage, url, mode="process")
+    sent: list = []
+    send = writes._send
+    writes._send = lambda message: sent.append(message) or send(message)  # type: ignore[method-assign]
+    bt = BufferedTrial(trial, storage, tid, writes)
+    for step in range(write_behind.BATCH - 1):
+        bt.report(step / 100, step)
+    assert sent == []  # held: nothing reads a running trial's reports
+    bt.set_user_attr("worker", "w")  # an attribute goes at once, after the reports before it
+    assert len(sent) == 1 and [w[0] for w in sent[0][1]][-1] == "set_trial_user_attr"
+    for step in range(write_behind.BATCH - 1, 2 * write_behind.BATCH - 1):
+        bt.report(step / 100, step)
+    assert len(sent) == 2 and len(sent[1][1]) == write_behind.BATCH
+    bt.report(0.5, 99)
+    bt.flush()
+    stored = storage.get_trial(tid)
+    assert sorted(stored.intermediate_values) == [*range(2 * write_behind.BATCH - 1), 99]
+    assert stored.user_attrs == {"worker": "w"}
+    writes.close()

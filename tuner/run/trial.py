@@ -63,7 +63,8 @@ class TrialFunction:
         self.chance, self.worker, self.progress = chance, worker, progress
         self.in_flight: _InFlight | None = None
         self.storage = storage
-        # the trials' reports and attributes: inline, or off the training process
+        # the trials' reports and attributes: off the training process when torch leaves a
+        # core free, otherwise inline (write_mode)
         self.writes = WriteBehind(storage, config.storage_url)
         self._study_id: int | None = None
 

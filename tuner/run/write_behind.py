@@ -7,13 +7,14 @@ id at the end. Nothing needs them at once: the trial's own pruning decision read
 values from memory here, the other trials' pruners read finished trials only, and
 ``tune status`` can wait a moment for a running trial's last epoch.
 
-With ``TUNER_STORAGE_WRITER=process``, ``WriteBehind`` sends those writes to a child
-process that applies them to the storage in order, through its public ``BaseStorage``
-methods, on another core while training goes on. A thread would not do: SQLAlchemy's
-work is Python that holds the GIL the training loop needs (measured: a thread took the
-writes' 95 ms per trial off the training thread but added 39 ms of waiting for the GIL
-to it). By default (``inline``) each write is made at once, as Optuna's own trial
-would: on a 2-core machine the child measured slower (see ``write_mode``).
+When torch's threads leave a core free (or with ``TUNER_STORAGE_WRITER=process``),
+``WriteBehind`` sends those writes to a child process that applies them to the storage
+in order, through its public ``BaseStorage`` methods, on that core while training goes
+on; the reports go in batches. A thread would not do: SQLAlchemy's work is Python that
+holds the GIL the training loop needs (measured: a thread took the writes' 95 ms per
+trial off the training thread but added 39 ms of waiting for the GIL to it). When
+torch's threads take every core (``inline``, or ``TUNER_STORAGE_WRITER=inline``) each
+write is made at once, as Optuna's own trial would (see ``write_mode``).
 ``BufferedTrial`` is the trial as the objective sees it: it keeps its reported values
 and user attributes, queues their writes, and asks the configured pruner with a
 ``FrozenTrial`` built from memory. ``flush`` waits until every queued write is in the
@@ -35,18 +36,31 @@ __all__ = ["BufferedTrial", "WriteBehind", "write_mode"]
 
 _Write = tuple[str, tuple[Any, ...]]
 FLUSH_TIMEOUT = float(os.environ.get("TUNER_STORAGE_FLUSH_TIMEOUT", "600"))
+BATCH = 16  # reports held before they go to the child in one message
 
 
-def write_mode() -> str:
-    """``inline`` (the default) or ``process``, from ``$TUNER_STORAGE_WRITER``.
+def write_mode(threads: int | None = None, cores: int | None = None) -> str:
+    """``inline`` or ``process``: ``$TUNER_STORAGE_WRITER`` when it names one, otherwise
+    ``process`` when a core is left over after torch's ``threads`` (default: torch's
+    current count) and ``inline`` when they fill the ``cores`` this process may use.
 
-    Inline is the default because it measured faster on a 2-core machine: the child
-    shares the second core with the MLflow writer process, and a trial's end waits for
-    both (benchmarks/overhead.py, arms b and b': 8 to 19 % slower per 0.3 s trial with
-    the child, 14 % faster per 1 s trial of 40 reports). The child is for long trials
-    and hosts with cores to spare."""
-    value = os.environ.get("TUNER_STORAGE_WRITER", "inline").strip().lower()
-    return "process" if value == "process" else "inline"
+    Measured with benchmarks/overhead.py on 2 idle cores (2026-12-04, 3 interleaved rounds):
+    a worker training on 1 thread spent 18 % less per trial with the child (b'/b 0.82 at
+    0.3 s trials, 0.83 at 1 s); the quickstart, whose torch threads take both cores, was
+    4 % slower with it (38.5 and 40.7 s against 36.5 and 39.3 s). On a core already
+    busy with other work the child competes for it (stop 29 measured b'/b 1.08 to 1.19 at
+    0.3 s at a load of about 1 on 2 cores); ``TUNER_STORAGE_WRITER=inline`` keeps every
+    write on the training process."""
+    value = os.environ.get("TUNER_STORAGE_WRITER", "auto").strip().lower()
+    if value in ("inline", "process"):
+        return value
+    if threads is None:
+        import torch
+
+        threads = torch.get_num_threads()
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return "process" if cores > threads else "inline"
 
 
 class WriteBehind:
@@ -56,8 +70,8 @@ class WriteBehind:
     waits until the child has applied everything sent, then applies here, in order,
     whatever it could not (a write that failed, and all after it), raising while the
     storage still refuses. If the child dies, the writes it may have missed are
-    applied here and later writes are made at once, as the inline mode (the default,
-    see ``write_mode``) and a storage without a URL do from the start. Every write is
+    applied here and later writes are made at once, as the inline mode (see
+    ``write_mode``) and a storage without a URL do from the start. Every write is
     an upsert (a trial's value at a step, an attribute by key), so applying one twice
     is harmless.
     """
@@ -66,6 +80,7 @@ class WriteBehind:
         self.storage = storage
         self._sent: list[_Write] = []  # sent to the child since the last flush
         self._pending: list[_Write] = []  # to apply here, in order
+        self._outbox: list[_Write] = []  # reports not yet sent to the child
         self._seq = 0
         self.alive = False
         if url and (mode or write_mode()) == "process":
@@ -90,22 +105,37 @@ class WriteBehind:
     def _died(self) -> None:
         """The child is gone: what it may not have applied is applied here, first."""
         self.alive = False
-        self._pending = self._sent + self._pending
-        self._sent = []
+        self._pending = self._sent + self._pending + self._outbox
+        self._sent, self._outbox = [], []
 
-    def put(self, method: str, *args: Any) -> None:
-        """Queue ``storage.<method>(*args)``: a public ``BaseStorage`` write."""
-        if self._send(("w", method, args)):
-            self._sent.append((method, args))
+    def put(self, method: str, *args: Any, batch: bool = False) -> None:
+        """Queue ``storage.<method>(*args)``: a public ``BaseStorage`` write. With ``batch``
+        (a report: one per epoch, read by nobody before the trial ends) it waits here for
+        up to ``BATCH`` more before going to the child, in one message; anything else
+        goes at once, with what waits before it."""
+        if self.alive:
+            self._outbox.append((method, args))
+            if not batch or len(self._outbox) >= BATCH:
+                self._send_outbox()
         elif self._pending:  # writes handed back, or missed by a dead child, come first
             self._pending.append((method, args))
             self._apply_pending()
         else:  # inline: at once, as Optuna's own trial would (and raising as it would)
             getattr(self.storage, method)(*args)
 
+    def _send_outbox(self) -> None:
+        writes, self._outbox = self._outbox, []
+        if self._send(("w", writes)):
+            self._sent.extend(writes)
+        else:  # the child is gone: these are made here, after what it may have missed
+            self._pending.extend(writes)
+            self._apply_pending()
+
     def flush(self) -> None:
         """Return once every write put so far is in the storage; raise the storage's
         error while a write still fails (it stays queued for the next flush)."""
+        if self._outbox:
+            self._send_outbox()
         if self._sent and self._send(("flush", self._seq + 1)):
             self._seq += 1
             reply = self._wait_flushed(self._seq)
@@ -202,7 +232,7 @@ class BufferedTrial:
         if step in self._values:
             return
         self._values[step] = value
-        self._writes.put("set_trial_intermediate_value", self._id, step, value)
+        self._writes.put("set_trial_intermediate_value", self._id, step, value, batch=True)
 
     def set_user_attr(self, key: str, value: Any) -> None:
         self._attrs[key] = value

@@ -39,15 +39,15 @@ def _serve(conn: Connection) -> None:
         except (EOFError, OSError):
             return  # the study process is gone: everything it sent has been applied
         op = msg[0]
-        if op == "w":
-            _, method, args = msg
-            if storage is None or failed or method not in WRITES:
-                failed.append((method, args))
-                continue
-            try:
-                getattr(storage, method)(*args)
-            except Exception:  # the study process makes it, and raises if it fails there too
-                failed.append((method, args))
+        if op == "w":  # [(method, args)], in order
+            for method, args in msg[1]:
+                if storage is None or failed or method not in WRITES:
+                    failed.append((method, args))
+                    continue
+                try:
+                    getattr(storage, method)(*args)
+                except Exception:  # the study process makes it, and raises if it fails there too
+                    failed.append((method, args))
         elif op == "flush":
             reply(conn, ("flushed", msg[1], failed))
             failed = []
