@@ -282,7 +282,7 @@ def _tuner_arm(cfg, timers: Timers, writer: str | None) -> float:
         return through_tuner(cfg, timers)[1]
     finally:
         if old is None:
-            os.environ.pop("TUNER_STORAGE_WRITER")
+            os.environ.pop("TUNER_STORAGE_WRITER", None)
         else:
             os.environ["TUNER_STORAGE_WRITER"] = old
 
