@@ -36,7 +36,7 @@ __all__ = ["BufferedTrial", "WriteBehind", "write_mode"]
 
 _Write = tuple[str, tuple[Any, ...]]
 FLUSH_TIMEOUT = float(os.environ.get("TUNER_STORAGE_FLUSH_TIMEOUT", "600"))
-BATCH = 16  # reports held before they go to the child in one message
+BATCH = 4  # reports held before they go to the child in one message (see put)
 
 
 def write_mode(threads: int | None = None, cores: int | None = None) -> str:
@@ -110,9 +110,11 @@ class WriteBehind:
 
     def put(self, method: str, *args: Any, batch: bool = False) -> None:
         """Queue ``storage.<method>(*args)``: a public ``BaseStorage`` write. With ``batch``
-        (a report: one per epoch, read by nobody before the trial ends) it waits here for
-        up to ``BATCH`` more before going to the child, in one message; anything else
-        goes at once, with what waits before it."""
+        (a report: one per epoch, read by nobody before the trial ends) it waits here
+        until ``BATCH`` are queued and goes to the child in one message; anything else
+        goes at once, with what waits before it. Small batches keep the trial's end from
+        waiting on many reports (measured: 4 gave 64 ms added per 0.3 s trial, 16 gave
+        72 ms, benchmarks/overhead.py)."""
         if self.alive:
             self._outbox.append((method, args))
             if not batch or len(self._outbox) >= BATCH:
