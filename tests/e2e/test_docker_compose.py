@@ -141,7 +141,12 @@ def test_compose_study_refit_kill_and_resume(stack: None) -> None:
     assert [r["ExitCode"] for r in rows] == [0, 0], rows
     study = _study("docker-a")
     finished = study.get_trials(states=FINISHED)
-    assert len(finished) == 6 == len(study.trials)  # exact; nothing failed, nothing RUNNING
+    # Two workers that pass for the last slot at the same instant both create a trial; the
+    # later-numbered one fails as surplus before it trains or logs anything (tuner.run.budget).
+    surplus = [t for t in study.trials if t.user_attrs.get("surplus")]
+    assert len(surplus) <= 1 and all(t.state.name == "FAIL" and not t.params for t in surplus), surplus
+    # exact; nothing else failed, nothing RUNNING
+    assert len(finished) == 6 == len(study.trials) - len(surplus)
     workers = {t.user_attrs["worker"] for t in finished}
     assert len(workers) == 2 and all("/pidns-" in w for w in workers), workers  # both worked
     assert scorings(study) == []  # --no-refit: the test split is untouched by the workers
