@@ -45,8 +45,8 @@ def write_mode(threads: int | None = None, cores: int | None = None) -> str:
     current count) and ``inline`` when they fill the ``cores`` this process may use.
 
     Measured with benchmarks/overhead.py on 2 idle cores (2026-12-04, 3 interleaved rounds):
-    a worker training on 1 thread spent 18 % less per trial with the child (b'/b 0.82 at
-    0.3 s trials, 0.83 at 1 s); the quickstart, whose torch threads take both cores, was
+    a worker training on 1 thread spent 18 % less per trial with the child than inline
+    (child / inline 0.82 at 0.3 s trials, 0.83 at 1 s); the quickstart, whose torch threads take both cores, was
     4 % slower with it (38.5 and 40.7 s against 36.5 and 39.3 s). On a core already
     busy with other work the child competes for it (stop 29 measured b'/b 1.08 to 1.19 at
     0.3 s at a load of about 1 on 2 cores); ``TUNER_STORAGE_WRITER=inline`` keeps every
