@@ -45,7 +45,7 @@ def search(session: Session, optimize: bool, live: bool | None, interrupts: Inte
     from objectives.cv import CrossValidatedObjective
     from tuner.run.budget import Budget
     from tuner.run.identity import worker_name
-    from tuner.run.trial import AfterTrial, TrialFunction, best_reference
+    from tuner.run.trial import AfterTrial, BestSoFar, TrialFunction, best_reference
     from tuner.storage.records import record_stop
     from tuner.views.diagnose import chance_for
     from tuner.views.progress import Progress
@@ -60,6 +60,7 @@ def search(session: Session, optimize: bool, live: bool | None, interrupts: Inte
     deadline = time.monotonic() + config.budget.timeout if config.budget.timeout else None
     budget = Budget(study, session.storage, total, session.tracker, deadline=deadline)
     progress = Progress(total, budget.finished(), metric, live=live)
+    best = BestSoFar()  # looked up once per trial, for the diagnosis and the progress line
     trial_fn = TrialFunction(
         config,
         objective,
@@ -70,8 +71,9 @@ def search(session: Session, optimize: bool, live: bool | None, interrupts: Inte
         worker_name(),
         progress,
         session.storage,
+        best,
     )
-    after = AfterTrial(config, budget, progress, interrupts, session.say)
+    after = AfterTrial(config, budget, progress, interrupts, session.say, best)
     try:
         _optimize(session, optimize, budget, progress, interrupts, trial_fn, after)
     finally:

@@ -5,6 +5,7 @@ a row, waiting for a slot)."""
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from tuner.run.interrupts import Interrupts
     from tuner.views.progress import Progress
 
-__all__ = ["AfterTrial", "TrialFunction", "best_reference"]
+__all__ = ["AfterTrial", "BestSoFar", "TrialFunction", "best_reference"]
 
 
 def best_reference(study: optuna.Study) -> Reference | None:
@@ -43,6 +44,42 @@ def best_reference(study: optuna.Study) -> Reference | None:
     return Reference(best.number, list(scores), paired_sd(others, scores))
 
 
+class BestSoFar:
+    """The study's best value, looked up once per trial: while the trial is diagnosed
+    (before Optuna tells it), then brought up to date with the trial's own value for
+    the progress line after. Each lookup is a storage query; this made two per trial."""
+
+    def __init__(self) -> None:
+        self.number: int | None = None  # the trial it was looked up for
+        self.value: float | None = None
+
+    def lookup(self, study: optuna.Study, number: int) -> float | None:
+        """The study's best value now (None before any trial completed), for trial ``number``."""
+        self.number = None  # until the lookup succeeds
+        try:
+            value: float | None = float(study.best_value)
+        except ValueError:
+            value = None
+        self.number, self.value = number, value
+        return value
+
+    def after(self, study: optuna.Study, ft: optuna.trial.FrozenTrial) -> float | None:
+        """The best value once ``ft`` is told: the value looked up for it, or ``ft``'s own
+        if that is better; looked up again when there is none for ``ft`` (it failed
+        before its diagnosis, or the lookup did)."""
+        import optuna
+
+        if self.number != ft.number:
+            return self.lookup(study, ft.number)
+        best, value = self.value, ft.value
+        if ft.state != optuna.trial.TrialState.COMPLETE or value is None:
+            return best
+        if best is None:
+            return value
+        maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+        return max(best, value) if maximize else min(best, value)
+
+
 class TrialFunction:
     """What ``study.optimize`` calls for each trial."""
 
@@ -57,8 +94,10 @@ class TrialFunction:
         worker: str,
         progress: Progress,
         storage: Any,
+        best: BestSoFar | None = None,
     ) -> None:
         self.config, self.objective, self.tracker = config, objective, tracker
+        self.best = best or BestSoFar()
         self.budget, self.interrupts = budget, interrupts
         self.chance, self.worker, self.progress = chance, worker, progress
         self.in_flight: _InFlight | None = None
@@ -111,13 +150,14 @@ class TrialFunction:
                 ),
                 self.interrupts,
             )
+            best = functools.partial(self.best.lookup, trial.study, trial.number)
             with self.interrupts.allowed():
                 value = self.objective(bt, params, reporter)
-            record_diagnosis(bt, curves, metric, self.chance)
+            record_diagnosis(bt, curves, metric, self.chance, best)
             flight.state, flight.value = "complete", value
             return value
         except optuna.TrialPruned:
-            record_diagnosis(bt, curves, metric, self.chance)
+            record_diagnosis(bt, curves, metric, self.chance, best)
             flight.state = "pruned"
             raise
         except KeyboardInterrupt:
@@ -187,8 +227,10 @@ class AfterTrial:
         progress: Progress,
         interrupts: Interrupts,
         say: Callable[[str], None],
+        best: BestSoFar | None = None,
     ) -> None:
         self.config, self.budget, self.progress = config, budget, progress
+        self.best = best or BestSoFar()
         self.interrupts, self.say = interrupts, say
         self.failures = 0
         self.stop_reason = ""
@@ -205,10 +247,7 @@ class AfterTrial:
             st.stop()  # another worker took the last slot; nothing ran
             return
         counts = self.budget.counts()
-        try:
-            best = st.best_value
-        except ValueError:
-            best = None
+        best = self.best.after(st, ft)
         state = {"COMPLETE": "complete", "PRUNED": "pruned"}.get(ft.state.name, "failed")
         note = ft.user_attrs.get("pruned_reason") or ft.user_attrs.get("error") or ""
         self.progress.trial(ft.number, state, ft.value, best, counts[0], note=_clip(note, 200))

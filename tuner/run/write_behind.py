@@ -244,6 +244,9 @@ class BufferedTrial:
         import optuna
 
         trial = self._trial
+        pruner = trial.study.pruner
+        if isinstance(pruner, optuna.pruners.NopPruner):  # pruning off: no trial to build
+            return False
         frozen = optuna.trial.FrozenTrial(
             number=trial.number,
             state=optuna.trial.TrialState.RUNNING,
@@ -257,7 +260,7 @@ class BufferedTrial:
             intermediate_values=dict(self._values),
             trial_id=self._id,
         )
-        return bool(trial.study.pruner.prune(trial.study, frozen))
+        return bool(pruner.prune(trial.study, frozen))
 
     def flush(self) -> None:
         """Wait until this trial's writes are in the storage (see ``WriteBehind.flush``)."""

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -361,29 +362,43 @@ def _stopped(
     )
 
 
-def record_diagnosis(trial: Any, recorder: CurveRecorder, metric: str, chance: float) -> str:
+def record_diagnosis(
+    trial: Any,
+    recorder: CurveRecorder,
+    metric: str,
+    chance: float,
+    best_value: Callable[[], float | None] | None = None,
+) -> str:
     """Diagnose a finished (complete or pruned) trial against the study so far and
     store ``diagnosis``, ``diagnosis_evidence`` and ``diagnosis_text`` on it.
+
+    ``best_value`` looks up the study's best value (None before any trial completed);
+    by default, ``trial.study.best_value``.
 
     Never raises: a diagnosis must not turn a finished trial into a failed one; a
     problem is recorded as ``diagnosis_error`` instead.
     """
     try:
-        return _record(trial, recorder, metric, chance)
+        return _record(trial, recorder, metric, chance, best_value or (lambda: _best_value(trial.study)))
     except Exception as e:
         trial.set_user_attr("diagnosis_error", f"{type(e).__name__}: {e}"[:500])
         return ""
 
 
-def _record(trial: Any, recorder: CurveRecorder, metric: str, chance: float) -> str:
-    curves = recorder.curves()
-    best = None
+def _best_value(study: Any) -> float | None:
     try:
-        bt = trial.study.best_trial
-        if bt.number != trial.number and bt.value is not None:
-            best = skill(bt.value, metric, chance)
-    except ValueError:
-        pass
+        return float(study.best_value)
+    except ValueError:  # no trial completed yet
+        return None
+
+
+def _record(
+    trial: Any, recorder: CurveRecorder, metric: str, chance: float, best_value: Callable[[], float | None]
+) -> str:
+    curves = recorder.curves()
+    # The trial is still running: the study's best is another trial's.
+    value = best_value()
+    best = skill(value, metric, chance) if value is not None else None
     attrs = trial.user_attrs
     name, ev, text = diagnose(
         curves,
