@@ -20,7 +20,8 @@ arms run one after the other); per-trial figures are medians over the rounds.
 For trials of about 0.3 s and 1 s (``--lengths``; the epochs are calibrated on this
 machine first), prints per trial (steady state, between the first trial's start and
 the last one's end): tuner's added cost (b - a, target <= 30 ms) split into the
-sampler, the storage, MLflow and the rest; b / a (target <= 1.10 at 0.3 s, <= 1.03 at
+sampler, the storage, MLflow, the wait for the storage writer and the rest (time on the
+training thread between the warm trials' end and the last one's); b / a (target <= 1.10 at 0.3 s, <= 1.03 at
 1 s) and b / c (target <= 0.7). ``--prefill N`` adds the same per-trial cost once the
 study already holds N trials. Needs ``pip install optuna-integration``.
 Run: ``python benchmarks/overhead.py [--trials 80] [--prefill 10000]``.
@@ -80,12 +81,21 @@ class Timers:
         self.seconds: dict[str, float] = collections.defaultdict(float)
         self.depth: dict[str, int] = collections.defaultdict(int)
         self._undo: list = []
+        self.armed = False  # counting only in a study's steady state (see mark)
+        self.first = 0  # the number of the study's first timed trial (after a prefill)
+
+    def mark(self, number: int, last: int) -> None:
+        """After trial ``number`` of a study whose last trial is ``last``: count from the
+        end of the warm trials to the end of the last one, the window ``steady`` times."""
+        self.armed = self.first + WARM - 1 <= number < last
 
     def wrap(self, owner, name: str, bucket: str) -> None:
         original = getattr(owner, name)
 
         @functools.wraps(original)
         def timed(*a, **k):
+            if not self.armed:
+                return original(*a, **k)
             # Time on the training (main) thread is what a trial waits for; other threads'
             # (Optuna's heartbeat) is counted apart, as "<bucket> behind".
             key = bucket if threading.current_thread() is threading.main_thread() else f"{bucket} behind"
@@ -123,6 +133,23 @@ def instrument(t: Timers) -> None:
     from tuner.tracking.writer import RemoteTrialRun
 
     t.wrap_public(RemoteTrialRun, "mlflow")
+    # the trial's end waiting for the storage writer child to apply its last writes
+    from tuner.run.write_behind import WriteBehind
+
+    t.wrap(WriteBehind, "flush", "writer wait")
+    # the steady state: from the end of the warm trials to the last one's
+    from tuner.run.trial import AfterTrial
+
+    original = AfterTrial.__call__
+
+    def after(self, st, ft):
+        try:
+            return original(self, st, ft)
+        finally:
+            t.mark(ft.number, self.config.budget.n_trials - 1)
+
+    AfterTrial.__call__ = after
+    t._undo.append((AfterTrial, "__call__", original))
 
 
 class _Quiet:
@@ -148,7 +175,11 @@ def bare(cfg, n_trials: int, timers: Timers) -> float:
         direction="maximize", sampler=optuna.samplers.TPESampler(seed=0), pruner=optuna.pruners.NopPruner()
     )
     start = time.perf_counter()
-    study.optimize(lambda tr: objective(tr, cfg.search_space.suggest(tr), _Quiet()), n_trials=n_trials)
+    study.optimize(
+        lambda tr: objective(tr, cfg.search_space.suggest(tr), _Quiet()),
+        n_trials=n_trials,
+        callbacks=[lambda st, ft: timers.mark(ft.number, n_trials - 1)],
+    )
     return time.perf_counter() - start, steady(study.trials)
 
 
@@ -326,13 +357,15 @@ def compare(length: float, n: int, rounds: int, base: Path, timers: Timers) -> d
     )
     print(f"  ratio tuner / user's loop (b / c):          {ratio('tuner', 'user'):7.3f}   (target <= 0.70)")
     print(f"  ratio inline writes / default (b' / b):     {ratio('inline', 'tuner'):7.3f}")
-    total = m * rounds  # the library times cover every trial, the warm ones too
-    print("  where (b - a) goes, time on the training thread per trial (all rounds):")
-    for bucket in ("sampler", "storage", "mlflow"):
+    total = (m - WARM) * rounds  # the library times cover the steady state only
+    print("  where (b - a) goes, time on the training thread per steady-state trial (all rounds):")
+    for bucket in ("sampler", "storage", "mlflow", "writer wait"):
         print(f"    {bucket:<8} {spent.get(bucket, 0.0) / total * 1000:7.1f} ms")
     print(
         f"    storage on other threads of this process (Optuna's heartbeat): {spent.get('storage behind', 0.0) / total * 1000:.1f} ms"
     )
+    print("    (writer wait: the trial's end waiting for the storage writer child; the rest of b - a is")
+    print("    tuner's own code, and the helper processes sharing the machine)")
     return {**med, "added_ms": added}
 
 
@@ -342,13 +375,15 @@ def growth(args, base: Path, timers: Timers) -> None:
     big = validate_config(study_doc("big", args.epochs, args.prefill + m), base, "big.yaml")
     prefill(big, args.prefill)
     timers.seconds.clear()
+    timers.first = args.prefill
     _, per_big = through_tuner(big, timers, skip=args.prefill)
+    timers.first = 0
     g = dict(timers.seconds)
     small = validate_config(study_doc("small", args.epochs, m), base, "small.yaml")
     timers.seconds.clear()
     _, per_small = through_tuner(small, timers)
     s = dict(timers.seconds)
-    ms = lambda x: x / m * 1000  # noqa: E731
+    ms = lambda x: x / (m - WARM) * 1000  # noqa: E731  (steady-state trials)
     print(f"\nwith {args.prefill} trials already in the study ({m} new trials), per trial:")
     print(f"  whole trial:     {per_big * 1000:7.1f} ms   (empty study: {per_small * 1000:7.1f} ms)")
     for bucket in ("sampler", "storage", "mlflow"):
