@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -44,11 +44,15 @@ class EpochRecord:
     grad_ratio: float | None = None
 
     def as_metrics(self, metric: str) -> dict[str, float]:
-        out = {k: v for k, v in asdict(self).items() if isinstance(v, float)}
+        # the fields, not ``asdict`` (a recursive deep copy, 8x slower, once per epoch)
+        out = {k: v for k in _FIELDS if isinstance(v := getattr(self, k), float)}
         out[f"train_{metric}"] = out.pop("train_score")
         if self.val_score is not None:
             out[f"val_{metric}"] = out.pop("val_score")
         return out
+
+
+_FIELDS = tuple(f.name for f in fields(EpochRecord))
 
 
 def resolve_device(name: str) -> torch.device:
