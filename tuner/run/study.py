@@ -27,6 +27,8 @@ __all__ = [
     "space_fingerprint",
 ]
 
+CLOCK_SKEW = 600.0  # seconds allowed between the clocks of the creator's machine and this one
+
 
 def space_fingerprint(config: StudyConfig) -> str:
     """What makes trials comparable: the space, the model, the training, the metric."""
@@ -148,8 +150,9 @@ def shared_parent_run(
     key = "tuner_mlflow_parent_run_id"
     if not tracker.enabled:
         return None
-    existing = study.user_attrs.get(key)
-    if existing is None and not created:
+    attrs = study.user_attrs
+    existing = attrs.get(key)
+    if existing is None and not created and _creator_may_be_opening(study, attrs, timeout):
         deadline = time.monotonic() + timeout
         while existing is None and time.monotonic() < deadline:
             time.sleep(0.25)
@@ -160,6 +163,23 @@ def shared_parent_run(
         study.set_user_attr(key, parent)
         study.set_user_attr("tuner_mlflow_experiment_id", tracker.experiment_id)
     return parent
+
+
+def _creator_may_be_opening(study: Any, attrs: dict[str, Any], timeout: float) -> bool:
+    """Whether the worker that created the study may still be opening its parent run:
+    not once the study has trials (the creator opens the run before its first trial),
+    nor long after the study was created (MLflow was off then, or the creator died).
+    Without this, every run resuming such a study waited ``timeout`` seconds first."""
+    import datetime
+
+    if study.get_trials(deepcopy=False):
+        return False
+    try:
+        made = datetime.datetime.strptime(str(attrs["tuner_created_at"]), "%Y-%m-%dT%H:%M:%S%z")
+    except (KeyError, ValueError):
+        return True
+    # generous: the creator's clock may be another machine's
+    return time.time() - made.timestamp() < timeout + CLOCK_SKEW
 
 
 def close_stale(study: Any, tracker: Any) -> None:
