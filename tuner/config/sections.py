@@ -247,7 +247,10 @@ class TrainingConfig(_Strict):
     batch_size: int = Field(default=64, ge=1, le=1 << 16)
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
     threads: int | None = Field(
-        default=None, ge=1, le=1024, description="torch CPU threads; default: all cores / workers"
+        default=None,
+        ge=1,
+        le=1024,
+        description="torch CPU threads; default: the cores other work leaves free (at least 1), or a worker's share",
     )
     amp: bool | None = Field(
         default=None,

@@ -16,7 +16,6 @@ made (and checked) before any storage, study or MLflow run exists.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -77,7 +76,7 @@ def run_study(
     try:
         with interrupts.allowed():  # nothing exists yet: Ctrl-C stops at once
             prep = prepare(config)
-            device = _claim_device(config, threads)
+            device = _claim_device(config, threads, say)
             storage, tracker = open_stores(config, start_writer=optimize)
         # Held while the study and its parent run are made, so they exist together.
         # After local workers ran the trials (or for `tune finish`), the study was
@@ -115,15 +114,25 @@ def _interrupted(session: Session) -> None:
     session.say(f"interrupted {done}; run the same command to resume")
 
 
-def _claim_device(config: StudyConfig, threads: int | None) -> Any:
+def _claim_device(config: StudyConfig, threads: int | None, say: Callable[[str], None]) -> Any:
     """Torch's CPU threads and the training device; ``amp: true`` without CUDA fails
-    here, before any storage exists."""
+    here, before any storage exists. Without ``training.threads`` or a worker's share,
+    the threads are the cores other work leaves free (``default_threads``)."""
     import torch
 
     from objectives.devices import resolve_amp, use_cuda_graphs
     from objectives.training import resolve_device
+    from tuner.run.workers import default_threads
 
-    torch.set_num_threads(config.training.threads or threads or max(1, (os.cpu_count() or 1)))
+    chosen = config.training.threads or threads
+    if chosen is None:
+        chosen, busy = default_threads()
+        if busy:
+            say(
+                f"{busy} other task(s) busy on this machine's cores: training on {chosen} torch "
+                "thread(s) (set training.threads to choose)"
+            )
+    torch.set_num_threads(chosen)
     device = resolve_device(config.training.device)
     use_cuda_graphs(config.training.cuda_graphs, device, resolve_amp(config.training.amp, device))
     return device

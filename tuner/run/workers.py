@@ -33,7 +33,17 @@ from tuner.errors import ConfigError, TunerError
 if TYPE_CHECKING:
     from tuner.config import StudyConfig
 
-__all__ = ["WorkerPlan", "init_study", "plan_workers", "reap_dead_workers", "run_workers", "worker_argv"]
+__all__ = [
+    "WorkerPlan",
+    "busy_elsewhere",
+    "busy_seen",
+    "default_threads",
+    "init_study",
+    "plan_workers",
+    "reap_dead_workers",
+    "run_workers",
+    "worker_argv",
+]
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,48 @@ def _visible_gpus() -> list[str]:
         return [str(i) for i in range(torch.cuda.device_count())]
     except Exception:  # no CUDA build: no GPUs
         return []
+
+
+def busy_elsewhere(samples: int = 5, interval: float = 0.02) -> int:
+    """Tasks running or waiting for a core other than this one, now: the median of a
+    few samples of Linux's ``/proc/loadavg`` runnable count (0 where there is none).
+    Not the load average: that lags a minute, and would count a ``tune`` run that
+    just ended."""
+    import statistics
+
+    counts = []
+    for i in range(samples):
+        try:
+            with open("/proc/loadavg") as f:
+                counts.append(int(f.read().split()[3].split("/")[0]) - 1)  # less this reader
+        except (OSError, ValueError, IndexError):
+            return 0
+        if i + 1 < samples:
+            time.sleep(interval)
+    return max(0, int(statistics.median_low(counts)))
+
+
+def default_threads(cores: int | None = None, busy: int | None = None) -> tuple[int, int]:
+    """torch's CPU threads when neither ``training.threads`` nor a worker's share sets
+    them, and the cores found busy: the cores this process may use, less those other
+    work keeps busy, at least one. More threads than free cores is the worst case for
+    torch's thread pool: at a load of about 6 on 2 cores, the quickstart took 594 s
+    with 2 threads and 257 s with 1 (docs/benchmarks.md)."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    global _busy_seen
+    if busy is None:
+        busy = _busy_seen = busy_elsewhere()
+    return max(1, min(cores, cores - busy)), busy
+
+
+_busy_seen = 0
+
+
+def busy_seen() -> int:
+    """The busy cores ``default_threads`` last found (0 before it looked): the storage
+    writer's child stays off a machine whose spare cores they take (``write_mode``)."""
+    return _busy_seen
 
 
 def plan_workers(

@@ -39,18 +39,20 @@ FLUSH_TIMEOUT = float(os.environ.get("TUNER_STORAGE_FLUSH_TIMEOUT", "600"))
 BATCH = 4  # reports held before they go to the child in one message (see put)
 
 
-def write_mode(threads: int | None = None, cores: int | None = None) -> str:
+def write_mode(threads: int | None = None, cores: int | None = None, busy: int | None = None) -> str:
     """``inline`` or ``process``: ``$TUNER_STORAGE_WRITER`` when it names one, otherwise
     ``process`` when a core is left over after torch's ``threads`` (default: torch's
-    current count) and ``inline`` when they fill the ``cores`` this process may use.
+    current count) and the ``busy`` cores (other work found running when the threads
+    were chosen, ``tuner.run.workers.busy_seen``), and ``inline`` when they fill the
+    ``cores`` this process may use.
 
     Measured with benchmarks/overhead.py on 2 idle cores (2026-12-04, 3 interleaved rounds):
     a worker training on 1 thread spent 18 % less per trial with the child than inline
     (child / inline 0.82 at 0.3 s trials, 0.83 at 1 s); the quickstart, whose torch threads take both cores, was
     4 % slower with it (38.5 and 40.7 s against 36.5 and 39.3 s). On a core already
     busy with other work the child competes for it (stop 29 measured b'/b 1.08 to 1.19 at
-    0.3 s at a load of about 1 on 2 cores); ``TUNER_STORAGE_WRITER=inline`` keeps every
-    write on the training process."""
+    0.3 s at a load of about 1 on 2 cores), hence ``busy``; ``TUNER_STORAGE_WRITER=inline``
+    keeps every write on the training process."""
     value = os.environ.get("TUNER_STORAGE_WRITER", "auto").strip().lower()
     if value in ("inline", "process"):
         return value
@@ -60,7 +62,11 @@ def write_mode(threads: int | None = None, cores: int | None = None) -> str:
         threads = torch.get_num_threads()
     if cores is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return "process" if cores > threads else "inline"
+    if busy is None:
+        from tuner.run.workers import busy_seen
+
+        busy = busy_seen()
+    return "process" if cores - busy > threads else "inline"
 
 
 class WriteBehind:
