@@ -170,12 +170,17 @@ class TrialFunction:
                 pass
             raise
         finally:
-            # Whatever happened, even the storage failing mid-trial: the run is closed.
             error = sys.exc_info()[1] if flight.state == "failed" else None
-            run.end(flight.state, value=flight.value, attrs=bt.user_attrs, error=error)
-            # Optuna tells the trial finished only once its values are stored; a storage
-            # that fails here raises into the storage-failure handling (``abandon``).
-            bt.flush()
+            try:
+                run.record_id()  # among the trial's writes, which Optuna waits for:
+                # it tells the trial finished only once its values are stored; a storage
+                # that fails here raises into the storage-failure handling (``abandon``).
+                bt.flush()
+            finally:
+                # Whatever happened, even the storage failing mid-trial: the run is closed,
+                # after the flush, so that its end time is the trial's (the first trial's
+                # flush waits for the storage writer child to start).
+                run.end(flight.state, value=flight.value, attrs=bt.user_attrs, error=error)
 
     def abandon(self, study: optuna.Study) -> bool:
         """After the storage failed inside Optuna's loop: record the trial in flight as

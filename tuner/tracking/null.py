@@ -49,5 +49,8 @@ class _NullRun:
     def fold_done(self, fold: int, score: float) -> None:
         pass
 
+    def record_id(self) -> None:
+        pass
+
     def end(self, *a: Any, **k: Any) -> None:
         pass

@@ -83,6 +83,9 @@ class TrialRun:
             self.tracker.client.log_batch(self.run_id, metrics=batch)
             del self._pending[: len(batch)]  # only once they are written
 
+    def record_id(self) -> None:
+        """Nothing to do: an inline run's id is on the trial from its start."""
+
     def end(
         self,
         state: str,

@@ -244,6 +244,12 @@ class RemoteTrialRun:
         self.writer.drain()
         self._tell_id()  # without waiting: by now the child has usually made the run
 
+    def record_id(self) -> None:
+        """Put the run's id on the trial now, waiting only while the child is still
+        starting (MLflow's import and store take seconds): before the trial's writes are
+        flushed, so that ``end`` can come after them and carry the trial's end time."""
+        self._tell_id(wait=60.0)
+
     def end(
         self, state: str, *, value: float | None = None, attrs: Any = None, error: BaseException | None = None
     ) -> None:
