@@ -363,42 +363,26 @@ def _stopped(
 
 
 def record_diagnosis(
-    trial: Any,
-    recorder: CurveRecorder,
-    metric: str,
-    chance: float,
-    best_value: Callable[[], float | None] | None = None,
+    trial: Any, recorder: CurveRecorder, metric: str, chance: float, best_value: Callable[[], float | None]
 ) -> str:
-    """Diagnose a finished (complete or pruned) trial against the study so far and
-    store ``diagnosis``, ``diagnosis_evidence`` and ``diagnosis_text`` on it.
-
-    ``best_value`` looks up the study's best value (None before any trial completed);
-    by default, ``trial.study.best_value``.
+    """Diagnose a finished (complete or pruned) trial against the study's best value
+    (``best_value()``: None before any trial completed; the trial still runs, so it is
+    another trial's) and store ``diagnosis``, ``diagnosis_evidence`` and
+    ``diagnosis_text`` on it.
 
     Never raises: a diagnosis must not turn a finished trial into a failed one; a
-    problem is recorded as ``diagnosis_error`` instead.
+    problem (the lookup's too) is recorded as ``diagnosis_error`` instead.
     """
     try:
-        return _record(trial, recorder, metric, chance, best_value or (lambda: _best_value(trial.study)))
+        return _record(trial, recorder, metric, chance, best_value())
     except Exception as e:
         trial.set_user_attr("diagnosis_error", f"{type(e).__name__}: {e}"[:500])
         return ""
 
 
-def _best_value(study: Any) -> float | None:
-    try:
-        return float(study.best_value)
-    except ValueError:  # no trial completed yet
-        return None
-
-
-def _record(
-    trial: Any, recorder: CurveRecorder, metric: str, chance: float, best_value: Callable[[], float | None]
-) -> str:
+def _record(trial: Any, recorder: CurveRecorder, metric: str, chance: float, best_value: float | None) -> str:
     curves = recorder.curves()
-    # The trial is still running: the study's best is another trial's.
-    value = best_value()
-    best = skill(value, metric, chance) if value is not None else None
+    best = skill(best_value, metric, chance) if best_value is not None else None
     attrs = trial.user_attrs
     name, ev, text = diagnose(
         curves,
