@@ -42,6 +42,7 @@ __all__ = [
     "plan_workers",
     "reap_dead_workers",
     "run_workers",
+    "usable_cores",
     "worker_argv",
 ]
 
@@ -71,6 +72,11 @@ def _visible_gpus() -> list[str]:
         return []
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def busy_elsewhere(samples: int = 5, interval: float = 0.02) -> int:
     """Tasks running or waiting for a core other than this one, now: the median of a
     few samples of Linux's ``/proc/loadavg`` runnable count (0 where there is none).
@@ -96,8 +102,7 @@ def default_threads(cores: int | None = None, busy: int | None = None) -> tuple[
     work keeps busy, at least one. More threads than free cores is the worst case for
     torch's thread pool: at a load of about 6 on 2 cores, the quickstart took 594 s
     with 2 threads and 257 s with 1 (docs/benchmarks.md)."""
-    if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = cores or usable_cores()
     global _busy_seen
     if busy is None:
         busy = _busy_seen = busy_elsewhere()

@@ -60,12 +60,10 @@ def write_mode(threads: int | None = None, cores: int | None = None, busy: int |
         import torch
 
         threads = torch.get_num_threads()
-    if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if busy is None:
-        from tuner.run.workers import busy_seen
+    from tuner.run.workers import busy_seen, usable_cores
 
-        busy = busy_seen()
+    cores = cores or usable_cores()
+    busy = busy_seen() if busy is None else busy
     return "process" if cores - busy > threads else "inline"
 
 
