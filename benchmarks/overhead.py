@@ -23,7 +23,8 @@ the last one's end): tuner's added cost (b - a, target <= 30 ms) split into the
 sampler, the storage, MLflow, the wait for the storage writer and the rest (time on the
 training thread between the warm trials' end and the last one's); b / a (target <= 1.10 at 0.3 s, <= 1.03 at
 1 s) and b / c (target <= 0.7). ``--prefill N`` adds the same per-trial cost once the
-study already holds N trials. Needs ``pip install optuna-integration``.
+study already holds N trials (with fold pruning on but never pruning, so each trial
+builds the best trial's reference as the default config does). Needs ``pip install optuna-integration``.
 Run: ``python benchmarks/overhead.py [--trials 80] [--prefill 10000]``.
 """
 
@@ -58,7 +59,12 @@ SPACE = {
 }
 
 
-def study_doc(name: str, epochs: int, trials: int) -> dict:
+# Fold pruning on, but never pruning: a fold check still builds the best trial's
+# reference (as the default config does), and every trial still trains every fold.
+NEVER_PRUNING = {"enabled": True, "margin": 1e9}
+
+
+def study_doc(name: str, epochs: int, trials: int, fold_pruning: dict | None = None) -> dict:
     return {
         "name": name,
         "seed": 0,
@@ -69,7 +75,7 @@ def study_doc(name: str, epochs: int, trials: int) -> dict:
         "budget": {"n_trials": trials},
         "sampler": {"name": "TPESampler", "seed": 0},
         "pruner": None,
-        "fold_pruning": {"enabled": False},
+        "fold_pruning": fold_pruning or {"enabled": False},
         "mlflow": {"log_model": False},
     }
 
@@ -237,13 +243,18 @@ def prefill(cfg, n: int) -> None:
             k: (d.low * (d.high / d.low) ** rnd.random() if d.log else rnd.uniform(d.low, d.high))
             for k, d in dists.items()
         }
+        folds = [rnd.uniform(0.8, 0.95) for _ in range(2)]
         trials.append(
             create_trial(
                 state=TrialState.COMPLETE,
-                value=rnd.uniform(0.8, 0.95),
+                value=sum(folds) / 2,
                 params=params,
                 distributions=dists,
-                user_attrs={"fold_scores": [0.9, 0.9], "cv_mean": 0.9, "cv_std": 0.0},
+                user_attrs={
+                    "fold_scores": folds,
+                    "cv_mean": sum(folds) / 2,
+                    "cv_std": abs(folds[0] - folds[1]) / 2,
+                },
             )
         )
     study.add_trials(trials)
@@ -372,14 +383,14 @@ def compare(length: float, n: int, rounds: int, base: Path, timers: Timers) -> d
 def growth(args, base: Path, timers: Timers) -> None:
     """tuner's per-trial cost once the study already holds ``--prefill`` trials."""
     m = args.prefill_trials
-    big = validate_config(study_doc("big", args.epochs, args.prefill + m), base, "big.yaml")
+    big = validate_config(study_doc("big", args.epochs, args.prefill + m, NEVER_PRUNING), base, "big.yaml")
     prefill(big, args.prefill)
     timers.seconds.clear()
     timers.first = args.prefill
     _, per_big = through_tuner(big, timers, skip=args.prefill)
     timers.first = 0
     g = dict(timers.seconds)
-    small = validate_config(study_doc("small", args.epochs, m), base, "small.yaml")
+    small = validate_config(study_doc("small", args.epochs, m, NEVER_PRUNING), base, "small.yaml")
     timers.seconds.clear()
     _, per_small = through_tuner(small, timers)
     s = dict(timers.seconds)
