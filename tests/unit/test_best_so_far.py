@@ -1,7 +1,7 @@
 """The study's best value, looked up once per trial (tuner.run.trial.BestSoFar): the
-diagnosis and the progress line agree with Optuna's ``best_value`` while the storage
-is asked once; pruning off builds no trial view; the MLflow writer child yields the
-spare core to the storage writer."""
+diagnosis and the progress line agree with Optuna's ``best_value`` while the study is
+read once; pruning off builds no trial view; the MLflow writer child yields the spare
+core to the storage writer."""
 
 from __future__ import annotations
 
@@ -11,42 +11,43 @@ import time
 import optuna
 import pytest
 
+from tuner.run.best import StudyBest
 from tuner.run.trial import BestSoFar
 from tuner.run.write_behind import BufferedTrial, WriteBehind
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-class _Counting(optuna.storages.InMemoryStorage):
-    def __init__(self) -> None:
-        super().__init__()
-        self.best_lookups = 0
+class _Counting(StudyBest):
+    def __init__(self, study: optuna.Study) -> None:
+        super().__init__(study)
+        self.reads = 0
 
-    def get_best_trial(self, study_id: int) -> optuna.trial.FrozenTrial:
-        self.best_lookups += 1
-        return super().get_best_trial(study_id)
+    def refresh(self) -> None:
+        self.reads += 1
+        super().refresh()
 
 
 def _run(direction: str, values: list[float | None]) -> tuple[list[float | None], list[float | None], int]:
     """Tell ``values`` (None: pruned) one by one as the search does: look up before the
-    tell, bring up to date after. Returns BestSoFar's answers, Optuna's, the lookups."""
-    storage = _Counting()
-    study = optuna.create_study(storage=storage, direction=direction)
-    best = BestSoFar()
+    tell, bring up to date after. Returns BestSoFar's answers, Optuna's, the reads."""
+    study = optuna.create_study(direction=direction)
+    view = _Counting(study)
+    best = BestSoFar(view)
     ours, optunas = [], []
     for value in values:
         trial = study.ask()
-        best.lookup(study, trial.number)
+        best.lookup(trial.number)
         if value is None:
             ft = study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         else:
             ft = study.tell(trial, value)
-        ours.append(best.after(study, ft))
+        ours.append(best.after(ft))
         try:
             optunas.append(study.best_value)
         except ValueError:
             optunas.append(None)
-    return ours, optunas, storage.best_lookups - len(values)
+    return ours, optunas, view.reads
 
 
 @pytest.mark.parametrize("direction", ["maximize", "minimize"])
@@ -55,28 +56,30 @@ def test_the_best_after_each_trial_is_optunas_with_one_lookup_per_trial(directio
     ours, optunas, lookups = _run(direction, values)
     assert ours == optunas
     assert ours[0] is None  # nothing completed yet
-    assert lookups == len(values)  # one per trial (Optuna's own calls subtracted)
+    assert lookups == len(values)  # one per trial
 
 
 def test_a_trial_without_a_lookup_looks_up_after() -> None:
     study = optuna.create_study(direction="maximize")
     study.add_trial(optuna.trial.create_trial(value=0.7))
-    best = BestSoFar()
-    best.lookup(study, 0)  # for another trial
+    best = BestSoFar(StudyBest(study))
+    best.lookup(0)  # for another trial
     ft = study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)  # failed before its diagnosis
-    assert best.after(study, ft) == 0.7 and best.number == ft.number
+    assert best.after(ft) == 0.7 and best.number == ft.number
 
 
 def test_a_failed_lookup_is_not_reused() -> None:
-    class Down:
-        @property
-        def best_value(self) -> float:
-            raise ConnectionError("the database restarted")
+    class Down(StudyBest):
+        def refresh(self) -> None:
+            if self.down:
+                raise ConnectionError("the database restarted")
 
-    best = BestSoFar()
-    best.lookup(optuna.create_study(), 0)
+    best = BestSoFar(view := Down(optuna.create_study()))
+    view.down = False
+    best.lookup(0)
+    view.down = True
     with pytest.raises(ConnectionError):
-        best.lookup(Down(), 1)  # type: ignore[arg-type]
+        best.lookup(1)
     assert best.number is None  # trial 1's progress line looks up again
 
 

@@ -43,9 +43,10 @@ def search(session: Session, optimize: bool, live: bool | None, interrupts: Inte
     failures in a row); an interrupt is raised as KeyboardInterrupt."""
 
     from objectives.cv import CrossValidatedObjective
+    from tuner.run.best import StudyBest
     from tuner.run.budget import Budget
     from tuner.run.identity import worker_name
-    from tuner.run.trial import AfterTrial, BestSoFar, TrialFunction, best_reference
+    from tuner.run.trial import AfterTrial, BestSoFar, TrialFunction
     from tuner.storage.records import record_stop
     from tuner.views.diagnose import chance_for
     from tuner.views.progress import Progress
@@ -53,14 +54,14 @@ def search(session: Session, optimize: bool, live: bool | None, interrupts: Inte
     config, prep, study = session.config, session.prep, session.study
     metric = config.objective.metric
     chance = chance_for(metric, prep.dataset.y[prep.splits.trainval], prep.dataset.n_classes)
-    objective = CrossValidatedObjective(
-        config, prep.dataset, prep.splits, session.device, lambda: best_reference(study)
-    )
+    # the best trial, read incrementally: fold pruning's reference and the best value
+    view = StudyBest(study)
+    objective = CrossValidatedObjective(config, prep.dataset, prep.splits, session.device, view.reference)
     total = config.budget.n_trials
     deadline = time.monotonic() + config.budget.timeout if config.budget.timeout else None
     budget = Budget(study, session.storage, total, session.tracker, deadline=deadline)
     progress = Progress(total, budget.finished(), metric, live=live)
-    best = BestSoFar()  # looked up once per trial, for the diagnosis and the progress line
+    best = BestSoFar(view)  # looked up once per trial, for the diagnosis and the progress line
     trial_fn = TrialFunction(
         config,
         objective,

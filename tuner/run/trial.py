@@ -10,74 +10,52 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from tuner.run.budget import FINISHED, Budget, BudgetReached
+from tuner.run.budget import Budget, BudgetReached
 from tuner.run.write_behind import BufferedTrial, WriteBehind
 
 if TYPE_CHECKING:
     import optuna
 
-    from objectives.cv import CrossValidatedObjective, Reference
+    from objectives.cv import CrossValidatedObjective
     from tuner.config import StudyConfig
+    from tuner.run.best import StudyBest
     from tuner.run.interrupts import Interrupts
     from tuner.views.progress import Progress
 
-__all__ = ["AfterTrial", "BestSoFar", "TrialFunction", "best_reference"]
-
-
-def best_reference(study: optuna.Study) -> Reference | None:
-    """Fold pruning's reference: the best trial's fold scores and the spread of the
-    per-fold differences of the other finished trials from it (None before any)."""
-    from objectives.cv import Reference, paired_sd
-
-    try:
-        best = study.best_trial
-    except ValueError:
-        return None
-    scores = best.user_attrs.get("fold_scores")
-    if not scores:
-        return None
-    others = [
-        t.user_attrs.get("fold_scores") or []
-        for t in study.get_trials(deepcopy=False)
-        if t.state.name in FINISHED and t.number != best.number
-    ]
-    return Reference(best.number, list(scores), paired_sd(others, scores))
+__all__ = ["AfterTrial", "BestSoFar", "TrialFunction"]
 
 
 class BestSoFar:
     """The study's best value, looked up once per trial: while the trial is diagnosed
     (before Optuna tells it), then brought up to date with the trial's own value for
-    the progress line after. Each lookup is a storage query; this made two per trial."""
+    the progress line after. Each lookup reads the study's trial list (``StudyBest``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, view: StudyBest) -> None:
+        self.view = view
         self.number: int | None = None  # the trial it was looked up for
         self.value: float | None = None
 
-    def lookup(self, study: optuna.Study, number: int) -> float | None:
+    def lookup(self, number: int) -> float | None:
         """The study's best value now (None before any trial completed), for trial ``number``."""
         self.number = None  # until the lookup succeeds
-        try:
-            value: float | None = float(study.best_value)
-        except ValueError:
-            value = None
+        value = self.view.best_value()
         self.number, self.value = number, value
         return value
 
-    def after(self, study: optuna.Study, ft: optuna.trial.FrozenTrial) -> float | None:
+    def after(self, ft: optuna.trial.FrozenTrial) -> float | None:
         """The best value once ``ft`` is told: the value looked up for it, or ``ft``'s own
         if that is better; looked up again when there is none for ``ft`` (it failed
         before its diagnosis, or the lookup did)."""
         import optuna
 
         if self.number != ft.number:
-            return self.lookup(study, ft.number)
+            return self.lookup(ft.number)
         best, value = self.value, ft.value
         if ft.state != optuna.trial.TrialState.COMPLETE or value is None:
             return best
         if best is None:
             return value
-        maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-        return max(best, value) if maximize else min(best, value)
+        return max(best, value) if self.view.maximize else min(best, value)
 
 
 class TrialFunction:
@@ -94,10 +72,10 @@ class TrialFunction:
         worker: str,
         progress: Progress,
         storage: Any,
-        best: BestSoFar | None = None,
+        best: BestSoFar,
     ) -> None:
         self.config, self.objective, self.tracker = config, objective, tracker
-        self.best = best or BestSoFar()
+        self.best = best
         self.budget, self.interrupts = budget, interrupts
         self.chance, self.worker, self.progress = chance, worker, progress
         self.in_flight: _InFlight | None = None
@@ -150,7 +128,7 @@ class TrialFunction:
                 ),
                 self.interrupts,
             )
-            best = functools.partial(self.best.lookup, trial.study, trial.number)
+            best = functools.partial(self.best.lookup, trial.number)
             with self.interrupts.allowed():
                 value = self.objective(bt, params, reporter)
             record_diagnosis(bt, curves, metric, self.chance, best)
@@ -232,10 +210,10 @@ class AfterTrial:
         progress: Progress,
         interrupts: Interrupts,
         say: Callable[[str], None],
-        best: BestSoFar | None = None,
+        best: BestSoFar,
     ) -> None:
         self.config, self.budget, self.progress = config, budget, progress
-        self.best = best or BestSoFar()
+        self.best = best
         self.interrupts, self.say = interrupts, say
         self.failures = 0
         self.stop_reason = ""
@@ -252,7 +230,7 @@ class AfterTrial:
             st.stop()  # another worker took the last slot; nothing ran
             return
         counts = self.budget.counts()
-        best = self.best.after(st, ft)
+        best = self.best.after(ft)
         state = {"COMPLETE": "complete", "PRUNED": "pruned"}.get(ft.state.name, "failed")
         note = ft.user_attrs.get("pruned_reason") or ft.user_attrs.get("error") or ""
         self.progress.trial(ft.number, state, ft.value, best, counts[0], note=_clip(note, 200))
