@@ -13,7 +13,7 @@ from tuner.run.study import close_stale
 from tuner.secrets import mask_secrets
 from tuner.storage.backends import HEARTBEAT_INTERVAL
 
-__all__ = ["FINISHED", "Budget", "BudgetReached", "budget_counts", "count_finished"]
+__all__ = ["FINISHED", "Budget", "BudgetReached", "budget_counts", "count_finished", "state_counts"]
 
 FINISHED = ("COMPLETE", "PRUNED")
 
@@ -25,7 +25,14 @@ def count_finished(study: Any, storage: Any = None) -> int:
 
 def budget_counts(study: Any, storage: Any = None, below: int | None = None) -> tuple[int, int]:
     """``(finished, running)`` trials of the study across all workers; with ``below``,
-    only trials numbered below it.
+    only trials numbered below it."""
+    states = state_counts(study, storage, below)
+    return states.get("COMPLETE", 0) + states.get("PRUNED", 0), states.get("RUNNING", 0)
+
+
+def state_counts(study: Any, storage: Any = None, below: int | None = None) -> dict[str, int]:
+    """The study's trials by state name, across all workers; with ``below``, only
+    trials numbered below it.
 
     Called around every trial, so its cost must not grow with the study: on an
     ``RDBStorage`` (passed as ``storage``) it is one grouped ``COUNT`` query; journal
@@ -33,35 +40,34 @@ def budget_counts(study: Any, storage: Any = None, below: int | None = None) -> 
     """
     import optuna
 
-    S = optuna.trial.TrialState
     try:
         if isinstance(storage, optuna.storages.RDBStorage):
             return _count_sql(storage, study.study_name, below)
-        trials = study.get_trials(deepcopy=False, states=(S.COMPLETE, S.PRUNED, S.RUNNING))
-        if below is not None:
-            trials = [t for t in trials if t.number < below]
-        running = sum(t.state == S.RUNNING for t in trials)
-        return len(trials) - running, running
+        counts: dict[str, int] = {}
+        for t in study.get_trials(deepcopy=False):
+            if below is None or t.number < below:
+                counts[t.state.name] = counts.get(t.state.name, 0) + 1
+        return counts
     except Exception as e:
         raise StorageError(f"cannot read the study storage: {mask_secrets(str(e))}") from None
 
 
-def _count_sql(storage: Any, study_name: str, below: int | None) -> tuple[int, int]:
+def _count_sql(storage: Any, study_name: str, below: int | None) -> dict[str, int]:
     # Optuna's RDB schema (tables studies/trials, state stored as the enum's name) is
     # stable across its alembic versions; reading it avoids loading every trial.
     from sqlalchemy import text
 
     query = (
         "SELECT trials.state, COUNT(*) FROM trials JOIN studies ON trials.study_id = studies.study_id "
-        "WHERE studies.study_name = :name AND trials.state IN ('COMPLETE', 'PRUNED', 'RUNNING')"
+        "WHERE studies.study_name = :name"
     )
     args: dict[str, Any] = {"name": study_name}
     if below is not None:
         query += " AND trials.number < :below"
         args["below"] = below
     with storage.engine.connect() as conn:
-        counts = dict(conn.execute(text(query + " GROUP BY trials.state"), args).all())
-    return int(counts.get("COMPLETE", 0)) + int(counts.get("PRUNED", 0)), int(counts.get("RUNNING", 0))
+        rows = conn.execute(text(query + " GROUP BY trials.state"), args).all()
+    return {str(state): int(n) for state, n in rows}
 
 
 class BudgetReached(Exception):
@@ -96,13 +102,19 @@ class Budget:
         self.deadline, self.poll = deadline, poll
         heartbeat = getattr(storage, "get_heartbeat_interval", None)
         self.exact = heartbeat is not None and heartbeat() is not None
+        # the last count: (trials in the study, waiting, finished + running), for claim
+        self._last: tuple[int, int, int] | None = None
 
     def finished(self) -> int:
         return self.counts()[0]
 
     def counts(self) -> tuple[int, int]:
         """``(finished, running)`` trials of the study, across all workers."""
-        return budget_counts(self.study, self.storage)
+        states = state_counts(self.study, self.storage)
+        finished = states.get("COMPLETE", 0) + states.get("PRUNED", 0)
+        running = states.get("RUNNING", 0)
+        self._last = (sum(states.values()), states.get("WAITING", 0), finished + running)
+        return finished, running
 
     def wait_for_slot(self, on_wait: Any = None, counts: tuple[int, int] | None = None) -> bool:
         """True when this worker should start a trial; False once the budget is reached
@@ -130,8 +142,19 @@ class Budget:
 
     def claim(self, number: int) -> bool:
         """Whether trial ``number`` is within the budget: fewer than ``total`` trials
-        numbered below it are finished or running."""
+        numbered below it are finished or running.
+
+        Answered from the last count, without a query, when that count let this worker
+        start a trial, nothing was waiting, and ``number`` is the count's number of
+        trials: trial numbers run on without gaps, so no worker created a trial in
+        between, and with none waiting none could be resumed. The trials numbered below
+        are then the ones counted, and since the count they could only finish or fail,
+        which never adds to finished + running.
+        """
         if not self.exact:
+            return True
+        last, self._last = self._last, None
+        if last is not None and last[0] == number and last[1] == 0 and last[2] < self.total:
             return True
         finished, running = budget_counts(self.study, self.storage, below=number)
         return finished + running < self.total
