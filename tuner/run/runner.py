@@ -76,14 +76,14 @@ def run_study(
     try:
         with interrupts.allowed():  # nothing exists yet: Ctrl-C stops at once
             prep = prepare(config)
-            device = _claim_device(config, threads, say)
+            device, busy = _claim_device(config, threads, say)
             storage, tracker = open_stores(config, start_writer=optimize)
         # Held while the study and its parent run are made, so they exist together.
         # After local workers ran the trials (or for `tune finish`), the study was
         # announced already: only the conclusion is left to say.
         announce = say if optimize else (lambda _: None)
         study = _open_study(config, prep, storage, tracker, announce, allow_changes, worker_rank)
-        session = Session(config, prep, device, tracker, storage, study, say)
+        session = Session(config, prep, device, tracker, storage, study, say, busy)
         try:
             interrupts.check()
             _log_preflight(session)
@@ -114,17 +114,18 @@ def _interrupted(session: Session) -> None:
     session.say(f"interrupted {done}; run the same command to resume")
 
 
-def _claim_device(config: StudyConfig, threads: int | None, say: Callable[[str], None]) -> Any:
-    """Torch's CPU threads and the training device; ``amp: true`` without CUDA fails
-    here, before any storage exists. Without ``training.threads`` or a worker's share,
-    the threads are the cores other work leaves free (``default_threads``)."""
+def _claim_device(config: StudyConfig, threads: int | None, say: Callable[[str], None]) -> tuple[Any, int]:
+    """Torch's CPU threads and the training device, and the cores found busy with other
+    work (0 where the threads were given); ``amp: true`` without CUDA fails here, before
+    any storage exists. Without ``training.threads`` or a worker's share, the threads
+    are the cores other work leaves free (``default_threads``)."""
     import torch
 
     from objectives.devices import resolve_amp, use_cuda_graphs
     from objectives.training import resolve_device
     from tuner.run.workers import default_threads
 
-    chosen = config.training.threads or threads
+    chosen, busy = config.training.threads or threads, 0
     if chosen is None:
         chosen, busy = default_threads()
         if busy:
@@ -135,7 +136,7 @@ def _claim_device(config: StudyConfig, threads: int | None, say: Callable[[str],
     torch.set_num_threads(chosen)
     device = resolve_device(config.training.device)
     use_cuda_graphs(config.training.cuda_graphs, device, resolve_amp(config.training.amp, device))
-    return device
+    return device, busy
 
 
 def _open_study(

@@ -36,6 +36,7 @@ class Session:
     storage: Any
     study: optuna.Study
     say: Callable[[str], None]
+    busy: int = 0  # cores found busy with other work when torch's threads were chosen
 
 
 def search(session: Session, optimize: bool, live: bool | None, interrupts: Interrupts) -> None:
@@ -73,6 +74,7 @@ def search(session: Session, optimize: bool, live: bool | None, interrupts: Inte
         progress,
         session.storage,
         best,
+        session.busy,
     )
     after = AfterTrial(config, budget, progress, interrupts, session.say, best)
     try:

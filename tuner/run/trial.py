@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tuner.run.budget import Budget, BudgetReached
-from tuner.run.write_behind import BufferedTrial, WriteBehind
+from tuner.run.write_behind import BufferedTrial, WriteBehind, write_mode
 
 if TYPE_CHECKING:
     import optuna
@@ -73,6 +73,7 @@ class TrialFunction:
         progress: Progress,
         storage: Any,
         best: BestSoFar,
+        busy: int = 0,
     ) -> None:
         self.config, self.objective, self.tracker = config, objective, tracker
         self.best = best
@@ -80,9 +81,9 @@ class TrialFunction:
         self.chance, self.worker, self.progress = chance, worker, progress
         self.in_flight: _InFlight | None = None
         self.storage = storage
-        # the trials' reports and attributes: off the training process when torch leaves a
-        # core free, otherwise inline (write_mode)
-        self.writes = WriteBehind(storage, config.storage_url)
+        # the trials' reports and attributes: off the training process when torch and the
+        # ``busy`` cores (other work) leave a core free, otherwise inline (write_mode)
+        self.writes = WriteBehind(storage, config.storage_url, write_mode(busy=busy))
         self._study_id: int | None = None
 
     def buffered(self, trial: optuna.Trial) -> BufferedTrial:

@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 __all__ = [
     "WorkerPlan",
     "busy_elsewhere",
-    "busy_seen",
     "default_threads",
     "init_study",
     "plan_workers",
@@ -103,19 +102,9 @@ def default_threads(cores: int | None = None, busy: int | None = None) -> tuple[
     torch's thread pool: at a load of about 6 on 2 cores, the quickstart took 594 s
     with 2 threads and 257 s with 1 (docs/benchmarks.md)."""
     cores = cores or usable_cores()
-    global _busy_seen
     if busy is None:
-        busy = _busy_seen = busy_elsewhere()
+        busy = busy_elsewhere()
     return max(1, min(cores, cores - busy)), busy
-
-
-_busy_seen = 0
-
-
-def busy_seen() -> int:
-    """The busy cores ``default_threads`` last found (0 before it looked): the storage
-    writer's child stays off a machine whose spare cores they take (``write_mode``)."""
-    return _busy_seen
 
 
 def plan_workers(

@@ -39,12 +39,12 @@ FLUSH_TIMEOUT = float(os.environ.get("TUNER_STORAGE_FLUSH_TIMEOUT", "600"))
 BATCH = 4  # reports held before they go to the child in one message (see put)
 
 
-def write_mode(threads: int | None = None, cores: int | None = None, busy: int | None = None) -> str:
+def write_mode(threads: int | None = None, cores: int | None = None, busy: int = 0) -> str:
     """``inline`` or ``process``: ``$TUNER_STORAGE_WRITER`` when it names one, otherwise
     ``process`` when a core is left over after torch's ``threads`` (default: torch's
     current count) and the ``busy`` cores (other work found running when the threads
-    were chosen, ``tuner.run.workers.busy_seen``), and ``inline`` when they fill the
-    ``cores`` this process may use.
+    were chosen, ``Session.busy``), and ``inline`` when they fill the ``cores`` this
+    process may use.
 
     Measured with benchmarks/overhead.py on 2 idle cores (2026-12-04, 3 interleaved rounds):
     a worker training on 1 thread spent 18 % less per trial with the child than inline
@@ -60,10 +60,9 @@ def write_mode(threads: int | None = None, cores: int | None = None, busy: int |
         import torch
 
         threads = torch.get_num_threads()
-    from tuner.run.workers import busy_seen, usable_cores
+    from tuner.run.workers import usable_cores
 
     cores = cores or usable_cores()
-    busy = busy_seen() if busy is None else busy
     return "process" if cores - busy > threads else "inline"
 
 

@@ -48,21 +48,19 @@ def test_training_threads_and_a_workers_share_are_not_second_guessed(monkeypatch
     unset = validate_config(doc, tmp_path, "t.yaml")
     fixed = validate_config(tiny_study(), tmp_path, "t.yaml")  # training.threads: 1
     monkeypatch.setattr(workers, "busy_elsewhere", no_sampling)
-    monkeypatch.setattr(workers, "_busy_seen", 0)  # restored after: write_mode reads it
     before = torch.get_num_threads()
     said: list[str] = []
     try:
-        runner._claim_device(unset, 3, said.append)  # a worker's share
+        assert runner._claim_device(unset, 3, said.append)[1] == 0  # a worker's share
         assert torch.get_num_threads() == 3
-        runner._claim_device(fixed, 3, said.append)  # the study file's, over the share
+        assert runner._claim_device(fixed, 3, said.append)[1] == 0  # the study file's, over the share
         assert torch.get_num_threads() == 1 and not said
         monkeypatch.setattr(workers, "busy_elsewhere", lambda: 7)
-        runner._claim_device(unset, None, said.append)
+        assert runner._claim_device(unset, None, said.append)[1] == 7  # the session's, for write_mode
         import os
 
         assert torch.get_num_threads() == max(1, len(os.sched_getaffinity(0)) - 7)
         assert len(said) == 1 and "7 other task(s) busy" in said[0]
-        assert workers.busy_seen() == 7
     finally:
         torch.set_num_threads(before)
 
