@@ -48,7 +48,6 @@ __all__ = [
     "fold_seed",
     "fold_diff_variance",
     "fold_verdict",
-    "paired_sd",
     "train_final",
 ]
 
@@ -315,17 +314,11 @@ def fold_verdict(
     return None
 
 
-def paired_sd(others: list[list[float]], best: list[float]) -> float | None:
-    """Pooled standard deviation of per-fold differences from ``best``, over the
-    other trials with at least two fold scores; None with fewer than two such trials."""
-    variances = [v for scores in others if (v := fold_diff_variance(scores, best)) is not None]
-    return statistics.fmean(variances) ** 0.5 if len(variances) >= 2 else None
-
-
 def fold_diff_variance(scores: list[float], best: list[float]) -> float | None:
     """Sample variance of one trial's per-fold differences from ``best`` on the folds
     both have (None with fewer than two). Plain floats: ``statistics.variance`` is exact
-    and ~50x slower, and this runs once per finished trial whenever the best changes."""
+    and ~50x slower, and this runs once per finished trial whenever the best changes.
+    Fold pruning pools these over the study's other finished trials (``tuner.run.best``)."""
     diffs = [s - t for s, t in zip(scores, best, strict=False)]
     n = len(diffs)
     if n < 2:

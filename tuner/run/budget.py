@@ -27,7 +27,7 @@ def budget_counts(study: Any, storage: Any = None, below: int | None = None) -> 
     """``(finished, running)`` trials of the study across all workers; with ``below``,
     only trials numbered below it."""
     states = state_counts(study, storage, below)
-    return states.get("COMPLETE", 0) + states.get("PRUNED", 0), states.get("RUNNING", 0)
+    return sum(states.get(s, 0) for s in FINISHED), states.get("RUNNING", 0)
 
 
 def state_counts(study: Any, storage: Any = None, below: int | None = None) -> dict[str, int]:
@@ -111,8 +111,7 @@ class Budget:
     def counts(self) -> tuple[int, int]:
         """``(finished, running)`` trials of the study, across all workers."""
         states = state_counts(self.study, self.storage)
-        finished = states.get("COMPLETE", 0) + states.get("PRUNED", 0)
-        running = states.get("RUNNING", 0)
+        finished, running = sum(states.get(s, 0) for s in FINISHED), states.get("RUNNING", 0)
         self._last = (sum(states.values()), states.get("WAITING", 0), finished + running)
         return finished, running
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import statistics
-
 import pytest
 
-from objectives.cv import fold_verdict, paired_sd
+from objectives.cv import fold_verdict
 
 BEST = [0.95, 0.97, 0.96, 0.94, 0.98]  # pstdev 0.01414; after 1 of 5 folds se = 0.01414 x sqrt(4/5)
 
@@ -67,19 +65,6 @@ def test_compares_only_the_folds_finished_so_far(n: int) -> None:
     scores = [s - 0.05 for s in BEST[:n]]
     why = fold_verdict(scores, BEST, "accuracy", 2.0)
     assert why is not None and f"after {n} fold(s)" in why
-
-
-def test_paired_sd_pools_the_other_trials_differences() -> None:
-    a = [s - 0.01 for s in BEST]  # differences -0.01 on every fold: variance 0
-    b = [0.94, 0.97, 0.94, 0.94, 0.97]  # differences -0.01, 0, -0.02, 0, -0.01
-    var_b = statistics.variance([-0.01, 0.0, -0.02, 0.0, -0.01])
-    assert paired_sd([a, b], BEST) == pytest.approx((var_b / 2) ** 0.5)
-    assert paired_sd([a, b[:2]], BEST) is not None  # a pruned trial's first folds count too
-
-
-def test_paired_sd_needs_two_trials_with_two_folds() -> None:
-    assert paired_sd([], BEST) is None
-    assert paired_sd([BEST[:1], [0.9, 0.9]], BEST) is None  # one fold says nothing of spread
 
 
 def test_min_gain_stops_a_trial_that_could_at_best_tie() -> None:

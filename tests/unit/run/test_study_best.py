@@ -125,3 +125,35 @@ def test_fold_diff_variance_is_the_sample_variance() -> None:
     want = statistics.variance([x - y for x, y in zip(a, b, strict=False)])
     assert cv.fold_diff_variance(a, b) == pytest.approx(want, rel=1e-12)
     assert cv.fold_diff_variance([0.9], b) is None
+
+
+BEST = [0.95, 0.97, 0.96, 0.94, 0.98]
+
+
+def _reference(best: list[float], others: list[tuple[list[float], optuna.trial.TrialState]]) -> cv.Reference:
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs={"fold_scores": best}))
+    for scores, state in others:
+        value = 0.5 if state == S.COMPLETE else None
+        study.add_trial(
+            optuna.trial.create_trial(state=state, value=value, user_attrs={"fold_scores": scores})
+        )
+    ref = StudyBest(study).reference()
+    assert ref is not None and ref.number == 0
+    return ref
+
+
+def test_the_spread_pools_the_other_trials_differences() -> None:
+    a = [s - 0.01 for s in BEST]  # differences -0.01 on every fold: variance 0
+    b = [0.94, 0.97, 0.94, 0.94, 0.97]  # differences -0.01, 0, -0.02, 0, -0.01
+    var_b = statistics.variance([-0.01, 0.0, -0.02, 0.0, -0.01])
+    assert _reference(BEST, [(a, S.COMPLETE), (b, S.COMPLETE)]).diff_sd == pytest.approx((var_b / 2) ** 0.5)
+    # a pruned trial's first folds count too
+    assert _reference(BEST, [(a, S.COMPLETE), (b[:2], S.PRUNED)]).diff_sd is not None
+
+
+def test_the_spread_needs_two_other_trials_with_two_folds() -> None:
+    assert _reference(BEST, []).diff_sd is None
+    # one fold says nothing of spread; a failed trial does not count
+    assert _reference(BEST, [(BEST[:1], S.PRUNED), ([0.9, 0.9], S.PRUNED)]).diff_sd is None
+    assert _reference(BEST, [([0.9, 0.8], S.FAIL), ([0.9, 0.9], S.PRUNED)]).diff_sd is None
