@@ -38,7 +38,11 @@ class StudyBest:
         self._start = 0  # the trial list's first position not yet folded in
         self._others: dict[int, list[float]] = {}  # finished trials' fold scores (>= 2 folds)
         self._variances: dict[int, float] = {}  # theirs from the best's, by trial number
-        self.folded = 0  # trials folded in (tests read it: a read costs the new trials only)
+
+    @property
+    def folded(self) -> int:
+        """Trials folded in so far (tests read it: a read costs the new trials only)."""
+        return len(self._seen)
 
     def refresh(self) -> None:
         """Fold in the trials that finished since the last read."""
@@ -54,7 +58,6 @@ class StudyBest:
             self._start += 1
         best_before = self.number
         for t in new:
-            self.folded += 1
             if t.state == TrialState.FAIL:
                 continue
             scores = t.user_attrs.get("fold_scores") or []
@@ -62,14 +65,16 @@ class StudyBest:
                 self._others[t.number] = list(scores)
             if t.state == TrialState.COMPLETE and t.value is not None and self._better(t.value):
                 self.number, self.value, self.fold_scores = t.number, float(t.value), list(scores)
-        if self.number != best_before:
+        if self.number != best_before:  # every other trial's variance is from the old best
             self._variances = {}
-            new = [t for t in trials if t.number in self._others]
-        for t in new:
-            if t.number in self._others and t.number != self.number:
-                v = fold_diff_variance(self._others[t.number], self.fold_scores)
+            numbers = list(self._others)
+        else:
+            numbers = [t.number for t in new if t.number in self._others]
+        for number in numbers:
+            if number != self.number:
+                v = fold_diff_variance(self._others[number], self.fold_scores)
                 if v is not None:
-                    self._variances[t.number] = v
+                    self._variances[number] = v
 
     def _better(self, value: float) -> bool:
         if self.value is None:

@@ -13,7 +13,7 @@ from tuner.run.study import close_stale
 from tuner.secrets import mask_secrets
 from tuner.storage.backends import HEARTBEAT_INTERVAL
 
-__all__ = ["FINISHED", "Budget", "BudgetReached", "budget_counts", "count_finished", "state_counts"]
+__all__ = ["FINISHED", "Budget", "BudgetReached", "budget_counts", "count_finished"]
 
 FINISHED = ("COMPLETE", "PRUNED")
 
@@ -26,11 +26,14 @@ def count_finished(study: Any, storage: Any = None) -> int:
 def budget_counts(study: Any, storage: Any = None, below: int | None = None) -> tuple[int, int]:
     """``(finished, running)`` trials of the study across all workers; with ``below``,
     only trials numbered below it."""
-    states = state_counts(study, storage, below)
+    return _finished_running(_state_counts(study, storage, below))
+
+
+def _finished_running(states: dict[str, int]) -> tuple[int, int]:
     return sum(states.get(s, 0) for s in FINISHED), states.get("RUNNING", 0)
 
 
-def state_counts(study: Any, storage: Any = None, below: int | None = None) -> dict[str, int]:
+def _state_counts(study: Any, storage: Any = None, below: int | None = None) -> dict[str, int]:
     """The study's trials by state name, across all workers; with ``below``, only
     trials numbered below it.
 
@@ -110,8 +113,8 @@ class Budget:
 
     def counts(self) -> tuple[int, int]:
         """``(finished, running)`` trials of the study, across all workers."""
-        states = state_counts(self.study, self.storage)
-        finished, running = sum(states.get(s, 0) for s in FINISHED), states.get("RUNNING", 0)
+        states = _state_counts(self.study, self.storage)
+        finished, running = _finished_running(states)
         self._last = (sum(states.values()), states.get("WAITING", 0), finished + running)
         return finished, running
 
